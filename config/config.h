@@ -1,0 +1,104 @@
+// The configuration schema (DESIGN.md "Config") as plain structs, and its loader.
+// The loader validates everything before anything is used and reports every error at
+// once, one per line, as "FILE:LINE: message".
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+
+namespace tandem::config {
+
+struct ServerConfig {
+  std::string mode = "socket";                       // "socket" or "dpdk"
+  std::vector<std::string> listen = {"127.0.0.1:5353"};  // "ADDR:PORT", IPv6 as "[::1]:5353"
+  int workers = 1;
+  std::string state_dir = "/var/lib/tandem";
+  int udp_max_payload = 1232;            // cap on the client's EDNS UDP size, 512..65535
+  absl::Duration tcp_idle_timeout = absl::Seconds(10);
+  int tcp_max_connections = 1024;
+  std::string log_level = "info";        // "debug", "info", "warning", "error"
+};
+
+struct DpdkConfig {
+  std::vector<std::string> eal_args;
+  std::vector<std::string> address;
+  std::string exception_iface = "tandem0";
+};
+
+struct MetricsConfig {
+  std::string listen;  // empty: no metrics endpoint
+};
+
+struct ControlConfig {
+  std::string socket;  // empty: no control socket
+};
+
+struct HealthConfig {
+  absl::Duration interval = absl::Seconds(1);
+  absl::Duration timeout = absl::Milliseconds(500);
+  int rise = 3;
+  int fall = 3;
+  absl::Duration overload = absl::Milliseconds(250);
+};
+
+struct TsigKey {
+  std::string name;
+  std::string algorithm;  // "hmac-sha256", "hmac-sha512", ...
+  std::string secret;     // decoded bytes
+  int line = 0;
+};
+
+struct SourceConfig {
+  std::string name;
+  std::string address;  // "ADDR:PORT"
+  std::string tsig;     // key name, empty for none
+  std::optional<HealthConfig> health;  // per-source override
+  int line = 0;
+};
+
+struct PooledName {
+  std::string name;  // owner relative to the zone
+  std::string pool;
+  uint32_t ttl = 30;
+  int line = 0;
+};
+
+struct ZoneConfig {
+  std::string name;                      // as written, e.g. "example.com"
+  std::string file;                      // resolved against the config file's directory
+  std::vector<std::string> notify;       // "ADDR:PORT"
+  std::vector<std::string> allow_transfer;  // CIDR prefixes
+  std::vector<SourceConfig> sources;
+  std::vector<PooledName> pooled;
+  std::optional<HealthConfig> health;    // per-zone override of [health]
+  int line = 0;                          // line of the [[zone]] header
+};
+
+struct Config {
+  std::string path;  // the file this was read from
+  ServerConfig server;
+  DpdkConfig dpdk;
+  MetricsConfig metrics;
+  ControlConfig control;
+  HealthConfig health;
+  std::vector<TsigKey> tsig;
+  std::vector<ZoneConfig> zones;
+};
+
+// Reads and validates a config file. The error message lists every problem found, one
+// per line, each "FILE:LINE: message".
+absl::StatusOr<Config> LoadConfigFile(const std::string& path);
+
+// The same for text already in memory; `path` names it in messages and anchors relative
+// zone file paths.
+absl::StatusOr<Config> LoadConfigText(const std::string& text, const std::string& path);
+
+// Parses "500ms", "1s", "2m", "1h", "1h30m" etc.
+std::optional<absl::Duration> ParseDuration(const std::string& text);
+
+}  // namespace tandem::config

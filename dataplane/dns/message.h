@@ -1,0 +1,83 @@
+// Query parsing (header, question, EDNS OPT) and a response writer with name compression.
+// Both work on caller-owned buffers: no allocation, no I/O.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "dataplane/dns/name.h"
+#include "dataplane/dns/rrtype.h"
+#include "dataplane/dns/wire.h"
+
+namespace tandem::dns {
+
+struct Query {
+  NameBuf qname;  // as received: case preserved
+  uint16_t qtype = 0;
+  uint16_t qclass = 0;
+  size_t question_end = 0;  // offset just past the question in the request
+  bool has_edns = false;
+  uint16_t edns_udp_size = 0;
+  uint8_t edns_version = 0;
+  bool edns_do = false;
+};
+
+enum class QueryVerdict : uint8_t {
+  kOk,
+  kDrop,            // not answerable at all: shorter than a header, or QR set
+  kFormErrHeader,   // malformed: answer FORMERR with the header only
+  kFormErr,         // malformed after the question: FORMERR echoing the question
+  kBadVersion,      // EDNS version above 0: BADVERS
+};
+
+// Parses a request. With kFormErr, kBadVersion and kOk the question fields are valid.
+QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q);
+
+// Skips one resource record starting at msg[pos]; sets *next. Returns false if malformed.
+bool SkipRecord(const uint8_t* msg, size_t len, size_t pos, size_t* next, uint16_t* type);
+
+// Writes a response message. A write that does not fit leaves the message as it was and
+// returns false, so a caller can stop at the last whole RRset (and set TC).
+class MessageWriter {
+ public:
+  MessageWriter(uint8_t* buf, size_t limit) : buf_(buf), limit_(limit) {}
+
+  size_t size() const { return pos_; }
+  uint8_t* data() { return buf_; }
+  void set_limit(size_t limit) { limit_ = limit; }
+  size_t limit() const { return limit_; }
+
+  // Starts a message after an existing header and question already in the buffer.
+  // The question name at offset 12 becomes a compression target.
+  void StartAfterQuestion(size_t question_end, int qname_labels);
+
+  // Restores a size from size(), dropping what was written after it (and its names
+  // from the compression table).
+  void Rollback(size_t size);
+
+  bool WriteName(const uint8_t* name, bool compress);
+  // One record: owner (compressed), type, class IN, TTL, RDATA in uncompressed wire form;
+  // names in the RDATA are compressed where the type allows it.
+  bool WriteRecord(const uint8_t* owner, uint16_t type, uint32_t ttl, const uint8_t* rdata,
+                   uint16_t rdlen);
+  bool WriteOpt(uint16_t udp_size, uint8_t ext_rcode, bool do_bit);
+
+ private:
+  struct Target {
+    uint16_t offset;
+    uint8_t labels;
+  };
+  bool Reserve(size_t n) const { return pos_ + n <= limit_; }
+  int FindSuffix(const uint8_t* suffix, int labels) const;
+  void AddTargets(size_t start, const uint8_t* name, int labels, int count);
+  bool WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdlen);
+
+  uint8_t* buf_;
+  size_t limit_;
+  size_t pos_ = 0;
+  static constexpr int kMaxTargets = 96;
+  Target targets_[kMaxTargets];
+  int ntargets_ = 0;
+};
+
+}  // namespace tandem::dns

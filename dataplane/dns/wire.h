@@ -1,0 +1,67 @@
+// Byte-order helpers and DNS wire constants shared by the codec. No I/O, no allocation.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace tandem::dns {
+
+inline constexpr size_t kHeaderSize = 12;
+inline constexpr size_t kMaxNameLength = 255;   // wire octets, root label included
+inline constexpr size_t kMaxLabelLength = 63;
+inline constexpr size_t kMaxLabels = 128;
+inline constexpr size_t kMaxMessageSize = 65535;
+inline constexpr uint16_t kClassIn = 1;
+inline constexpr uint16_t kClassCh = 3;
+inline constexpr uint16_t kClassNone = 254;
+inline constexpr uint16_t kClassAny = 255;
+
+enum Opcode : uint8_t { kOpQuery = 0, kOpIquery = 1, kOpStatus = 2, kOpNotify = 4, kOpUpdate = 5 };
+
+enum Rcode : uint16_t {
+  kNoError = 0,
+  kFormErr = 1,
+  kServFail = 2,
+  kNxDomain = 3,
+  kNotImp = 4,
+  kRefused = 5,
+  kYxDomain = 6,
+  kNotAuth = 9,
+  kBadVers = 16,  // extended: carried in the OPT record
+};
+
+inline uint16_t Get16(const uint8_t* p) { return static_cast<uint16_t>(p[0] << 8 | p[1]); }
+inline uint32_t Get32(const uint8_t* p) {
+  return static_cast<uint32_t>(p[0]) << 24 | static_cast<uint32_t>(p[1]) << 16 |
+         static_cast<uint32_t>(p[2]) << 8 | p[3];
+}
+inline void Put16(uint8_t* p, uint16_t v) {
+  p[0] = static_cast<uint8_t>(v >> 8);
+  p[1] = static_cast<uint8_t>(v);
+}
+inline void Put32(uint8_t* p, uint32_t v) {
+  p[0] = static_cast<uint8_t>(v >> 24);
+  p[1] = static_cast<uint8_t>(v >> 16);
+  p[2] = static_cast<uint8_t>(v >> 8);
+  p[3] = static_cast<uint8_t>(v);
+}
+
+inline uint8_t AsciiLower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+
+// Header field accessors on a message buffer of at least kHeaderSize bytes.
+namespace header {
+inline uint16_t Id(const uint8_t* m) { return Get16(m); }
+inline bool Qr(const uint8_t* m) { return m[2] & 0x80; }
+inline uint8_t Opcode(const uint8_t* m) { return (m[2] >> 3) & 0x0f; }
+inline bool Aa(const uint8_t* m) { return m[2] & 0x04; }
+inline bool Tc(const uint8_t* m) { return m[2] & 0x02; }
+inline bool Rd(const uint8_t* m) { return m[2] & 0x01; }
+inline bool Cd(const uint8_t* m) { return m[3] & 0x10; }
+inline uint8_t Rcode(const uint8_t* m) { return m[3] & 0x0f; }
+inline uint16_t Qdcount(const uint8_t* m) { return Get16(m + 4); }
+inline uint16_t Ancount(const uint8_t* m) { return Get16(m + 6); }
+inline uint16_t Nscount(const uint8_t* m) { return Get16(m + 8); }
+inline uint16_t Arcount(const uint8_t* m) { return Get16(m + 10); }
+}  // namespace header
+
+}  // namespace tandem::dns

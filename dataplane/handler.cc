@@ -1,0 +1,321 @@
+// The query handler: RFC 1034 4.3.2 lookup with RFC 2308 negative answers, RFC 4592
+// wildcards, RFC 6672 DNAME, referrals with glue, additional-section processing, EDNS(0)
+// and truncation. Everything lives on the stack or in the caller's buffers.
+//
+//   parse -> class/opcode/type gates -> find zone -> walk from the apex down:
+//     zone cut      -> referral (AA=0, NS in authority, glue)
+//     DNAME above   -> DNAME + synthesized CNAME, follow the new name
+//     exact node    -> CNAME: follow | RRset | NODATA (SOA)
+//     no node       -> "*.<closest encloser>" -> as exact | NXDOMAIN (SOA)
+#include "dataplane/handler.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/dns/message.h"
+#include "dataplane/zone/snapshot.h"
+
+namespace tandem::dataplane {
+namespace {
+
+using dns::MessageWriter;
+using zone::kNone;
+using zone::LookupName;
+using zone::Node;
+using zone::RRset;
+using zone::Zone;
+
+enum Section { kAnswer = 0, kAuthority = 1, kAdditional = 2 };
+
+enum class Match { kExact, kReferral, kDname, kNxDomain };
+
+struct Found {
+  Match match;
+  uint32_t node;     // the exact (or wildcard) node, the cut, the DNAME owner, or the encloser
+  int dname_suffix;  // with kDname: suffix index of the DNAME owner in the looked-up name
+};
+
+// Walks from the apex towards the name, one label at a time.
+Found Lookup(const Zone& z, const LookupName& name, uint16_t qtype) {
+  int apex_index = name.labels - z.apex_labels();
+  uint32_t last = 0;
+  for (int i = apex_index; i >= 0; --i) {
+    uint32_t id = i == apex_index ? 0 : z.Find(name.suffix(i), name.suffix_len(i), name.hashes[i]);
+    if (id == kNone) {
+      // No such name: the closest encloser is the previous one; try its wildcard.
+      const Node& encloser = z.node(last);
+      if (encloser.flags & zone::kWildcardChild) {
+        uint8_t wild[255];
+        size_t len = name.suffix_len(i + 1);
+        wild[0] = 1;
+        wild[1] = '*';
+        std::memcpy(wild + 2, name.suffix(i + 1), len);
+        uint32_t w = z.Find(wild, len + 2, zone::HashName(wild, len + 2));
+        if (w != kNone) return {Match::kExact, w, 0};
+      }
+      return {Match::kNxDomain, last, 0};
+    }
+    last = id;
+    const Node& n = z.node(id);
+    if ((n.flags & zone::kDelegation) && !(i == 0 && qtype == dns::kTypeDS))
+      return {Match::kReferral, id, 0};
+    if (i == 0) return {Match::kExact, id, 0};
+    if (n.flags & zone::kHasDname) return {Match::kDname, id, i};
+  }
+  return {Match::kExact, last, 0};
+}
+
+class Response {
+ public:
+  Response(MessageWriter& w, const Zone& z) : w_(w), z_(z) {}
+
+  // Writes a whole RRset or nothing. On failure the message is marked truncated unless
+  // the section is additional (optional data).
+  bool PutSet(Section s, const uint8_t* owner, const RRset& set, uint32_t ttl) {
+    if (truncated_) return false;
+    size_t start = w_.size();
+    zone::Rdata rr = z_.First(set);
+    for (uint16_t k = 0; k < set.count; ++k, rr = z_.Next(rr)) {
+      if (!w_.WriteRecord(owner, set.type, ttl, rr.data, rr.size)) {
+        w_.Rollback(start);
+        if (s != kAdditional) truncated_ = true;
+        return false;
+      }
+    }
+    counts_[s] += set.count;
+    return true;
+  }
+  bool PutSet(Section s, const uint8_t* owner, const RRset& set) { return PutSet(s, owner, set, set.ttl); }
+
+  bool PutRecord(Section s, const uint8_t* owner, uint16_t type, uint32_t ttl, const uint8_t* rdata,
+                 uint16_t rdlen) {
+    if (truncated_) return false;
+    if (!w_.WriteRecord(owner, type, ttl, rdata, rdlen)) {
+      if (s != kAdditional) truncated_ = true;
+      return false;
+    }
+    ++counts_[s];
+    return true;
+  }
+
+  void PutSoa(Section s) { PutSet(s, z_.apex(), z_.soa(), z_.negative_ttl()); }
+
+  // Remembers an RRset whose targets need addresses in the additional section.
+  void WantAdditional(const RRset& set) {
+    if (set.additional != kNone && nwant_ < kMaxWant) want_[nwant_++] = &set;
+  }
+
+  void PutAdditional() {
+    uint32_t done[kMaxDone];
+    int ndone = 0;
+    for (int i = 0; i < nwant_; ++i) {
+      const RRset& set = *want_[i];
+      for (uint16_t k = 0; k < set.count; ++k) {
+        uint32_t id = z_.AdditionalNode(set, k);
+        if (id == kNone || std::find(done, done + ndone, id) != done + ndone) continue;
+        if (ndone < kMaxDone) done[ndone++] = id;
+        const Node& n = z_.node(id);
+        for (uint16_t type : {dns::kTypeA, dns::kTypeAAAA})
+          if (const RRset* addr = z_.FindRRset(n, type)) PutSet(kAdditional, z_.NodeName(n), *addr);
+      }
+    }
+  }
+
+  uint16_t count(Section s) const { return counts_[s]; }
+  bool truncated() const { return truncated_; }
+
+ private:
+  static constexpr int kMaxWant = 16;
+  static constexpr int kMaxDone = 64;
+  MessageWriter& w_;
+  const Zone& z_;
+  uint16_t counts_[3] = {};
+  bool truncated_ = false;
+  const RRset* want_[kMaxWant];
+  int nwant_ = 0;
+};
+
+// Replaces the DNAME owner suffix of `name` by the DNAME target; false if over 255 octets.
+bool Substitute(const LookupName& name, int owner_suffix, const uint8_t* original,
+                const uint8_t* target, uint8_t* out, size_t* out_len) {
+  size_t prefix = name.offsets[owner_suffix];
+  size_t target_len = dns::WireNameLength(target, dns::kMaxNameLength);
+  if (prefix + target_len > dns::kMaxNameLength) return false;
+  std::memcpy(out, original, prefix);
+  std::memcpy(out + prefix, target, target_len);
+  *out_len = prefix + target_len;
+  return true;
+}
+
+struct Outcome {
+  uint8_t rcode = dns::kNoError;
+  bool aa = true;
+};
+
+// Resolves the question inside `z`, following CNAME and DNAME links within the zone.
+Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain) {
+  Outcome out;
+  LookupName name;
+  name.Set(q.qname.data, q.qname.length);
+  // The current name as written in answers: the question (its exact case) first.
+  const uint8_t* owner = q.qname.data;
+  uint8_t synth[2][dns::kMaxNameLength];
+  for (int step = 0;; ++step) {
+    Found f = Lookup(z, name, q.qtype);
+    const Node& n = z.node(f.node);
+    const uint8_t* next = nullptr;
+    size_t next_len = 0;
+    switch (f.match) {
+      case Match::kReferral: {
+        const RRset* ns = z.FindRRset(n, dns::kTypeNS);
+        if (step == 0) out.aa = false;
+        r.PutSet(kAuthority, z.NodeName(n), *ns);
+        r.WantAdditional(*ns);
+        return out;
+      }
+      case Match::kNxDomain:
+        out.rcode = dns::kNxDomain;
+        r.PutSoa(kAuthority);
+        return out;
+      case Match::kDname: {
+        const RRset* dname = z.FindRRset(n, dns::kTypeDNAME);
+        zone::Rdata target = z.First(*dname);
+        r.PutSet(kAnswer, z.NodeName(n), *dname);
+        uint8_t* buf = synth[step & 1];
+        if (!Substitute(name, f.dname_suffix, owner, target.data, buf, &next_len)) {
+          out.rcode = dns::kYxDomain;
+          return out;
+        }
+        r.PutRecord(kAnswer, owner, dns::kTypeCNAME, dname->ttl, buf, static_cast<uint16_t>(next_len));
+        next = buf;
+        break;
+      }
+      case Match::kExact: {
+        const RRset* cname = (n.flags & zone::kHasCname) ? z.FindRRset(n, dns::kTypeCNAME) : nullptr;
+        if (cname && q.qtype != dns::kTypeCNAME) {
+          r.PutSet(kAnswer, owner, *cname);
+          zone::Rdata target = z.First(*cname);
+          next = target.data;
+          next_len = target.size;
+          break;
+        }
+        if (q.qtype == dns::kTypeANY) {
+          // RFC 8482: one RRset is enough; the first one stored at the name.
+          if (n.rrset_count > 0) {
+            r.PutSet(kAnswer, owner, *z.RRsetsBegin(n));
+            return out;
+          }
+          r.PutSoa(kAuthority);
+          return out;
+        }
+        if (const RRset* set = z.FindRRset(n, q.qtype)) {
+          r.PutSet(kAnswer, owner, *set);
+          r.WantAdditional(*set);
+        } else {
+          r.PutSoa(kAuthority);  // NODATA
+        }
+        return out;
+      }
+    }
+    // Follow the link if it stays in this zone and the chain is not too long.
+    if (step + 1 >= max_chain || !dns::IsSubdomain(next, next_len, z.apex(), z.apex_len()))
+      return out;
+    owner = next;
+    name.Set(next, next_len);
+  }
+}
+
+size_t UdpLimit(const dns::Query& q, const HandlerOptions& o, size_t out_cap) {
+  size_t limit = 512;
+  if (q.has_edns) limit = std::clamp<size_t>(q.edns_udp_size, 512, std::max<size_t>(512, o.udp_max_payload));
+  return std::min(limit, out_cap);
+}
+
+// Header of the response: id, opcode, RD and CD from the query; QR set.
+void StartHeader(uint8_t* out, const uint8_t* query, uint8_t rcode) {
+  out[2] = static_cast<uint8_t>(0x80 | (query[2] & 0x79));  // QR, opcode, RD
+  out[3] = static_cast<uint8_t>((query[3] & 0x10) | (rcode & 0x0f));  // CD
+}
+
+size_t HeaderOnly(const uint8_t* query, uint8_t* out, uint8_t rcode) {
+  if (out != query) std::memcpy(out, query, 2);
+  StartHeader(out, query, rcode);
+  std::memset(out + 4, 0, 8);
+  return dns::kHeaderSize;
+}
+
+}  // namespace
+
+size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
+                            uint8_t* out, size_t out_cap, Transport transport,
+                            WorkerCounters& counters) const {
+  ++counters.queries[static_cast<int>(transport)];
+  dns::Query q;
+  dns::QueryVerdict verdict = dns::ParseQuery(query, query_len, &q);
+  if (verdict == dns::QueryVerdict::kDrop || out_cap < 512) {
+    ++counters.dropped;
+    return 0;
+  }
+  if (verdict == dns::QueryVerdict::kFormErrHeader) {
+    ++counters.responses[dns::kFormErr];
+    return HeaderOnly(query, out, dns::kFormErr);
+  }
+  if (out != query) std::memcpy(out, query, q.question_end);
+  size_t limit = transport == Transport::kTcp ? std::min<size_t>(out_cap, dns::kMaxMessageSize)
+                                              : UdpLimit(q, options_, out_cap);
+  size_t opt_size = q.has_edns ? 11 : 0;
+  MessageWriter w(out, limit - opt_size);
+  w.StartAfterQuestion(q.question_end, q.qname.labels);
+
+  uint8_t rcode = dns::kNoError;
+  bool aa = false;
+  uint16_t counts[3] = {};
+  bool tc = false;
+  const uint8_t opcode = dns::header::Opcode(query);
+  if (verdict == dns::QueryVerdict::kFormErr) {
+    rcode = dns::kFormErr;
+  } else if (verdict == dns::QueryVerdict::kBadVersion) {
+    rcode = dns::kBadVers;
+  } else if (opcode != dns::kOpQuery) {
+    rcode = dns::kNotImp;
+  } else if (q.qclass != dns::kClassIn) {
+    rcode = dns::kRefused;
+  } else if (q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR) {
+    // Transfers go over TCP and need allow_transfer: not offered here.
+    rcode = transport == Transport::kUdp ? dns::kFormErr : dns::kRefused;
+  } else if (dns::IsMetaType(q.qtype) && q.qtype != dns::kTypeANY) {
+    rcode = dns::kFormErr;
+  } else {
+    LookupName lname;
+    lname.Set(q.qname.data, q.qname.length);
+    const Zone* z = snapshot ? snapshot->FindZone(lname) : nullptr;
+    if (z == nullptr) {
+      rcode = dns::kRefused;
+    } else {
+      Response r(w, *z);
+      Outcome o = Resolve(*z, q, r, options_.max_cname_chain);
+      r.PutAdditional();
+      rcode = o.rcode;
+      aa = o.aa;
+      tc = r.truncated();
+      for (int s = 0; s < 3; ++s) counts[s] = r.count(static_cast<Section>(s));
+    }
+  }
+
+  if (q.has_edns) {
+    w.set_limit(limit);
+    if (w.WriteOpt(options_.udp_max_payload, static_cast<uint8_t>(rcode >> 4), q.edns_do)) ++counts[kAdditional];
+  }
+  StartHeader(out, query, static_cast<uint8_t>(rcode));
+  if (aa) out[2] |= 0x04;
+  if (tc) out[2] |= 0x02;
+  dns::Put16(out + 4, 1);
+  dns::Put16(out + 6, counts[kAnswer]);
+  dns::Put16(out + 8, counts[kAuthority]);
+  dns::Put16(out + 10, counts[kAdditional]);
+  ++counters.responses[std::min<int>(rcode, 23)];
+  if (tc) ++counters.truncated;
+  return w.size();
+}
+
+}  // namespace tandem::dataplane

@@ -1,0 +1,136 @@
+// The immutable snapshot the data plane answers from: every served zone, its names in
+// one flat open-addressing index, RRsets with their RDATA in wire form in one arena, and
+// the additional-section targets of NS/MX/SRV resolved to nodes when the zone is built.
+// Built once (see builder.h), never changed; lookups allocate nothing.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace tandem::zone {
+
+inline constexpr uint32_t kNone = 0xffffffff;
+
+enum NodeFlags : uint16_t {
+  kApex = 1 << 0,
+  kDelegation = 1 << 1,     // NS below the apex: a zone cut
+  kHasCname = 1 << 2,
+  kHasDname = 1 << 3,
+  kWildcardChild = 1 << 4,  // "*.<this node>" exists
+};
+
+struct RRset {
+  uint16_t type;
+  uint16_t count;       // records
+  uint32_t ttl;
+  uint32_t rdata;       // offset in the RDATA arena: `count` x (u16 length, bytes)
+  uint32_t additional;  // offset in additional_: `count` node indexes (kNone: none), or kNone
+};
+
+struct Node {
+  uint32_t name;        // offset in the name arena: lower-case wire form
+  uint8_t name_len;
+  uint8_t labels;
+  uint16_t flags;
+  uint32_t rrsets;      // first index in rrsets_
+  uint32_t rrset_count;
+};
+
+// Iterates the records of an RRset: for (auto rr : zone.Records(set)) { rr.data, rr.size }.
+struct Rdata {
+  const uint8_t* data;
+  uint16_t size;
+};
+
+class Zone {
+ public:
+  const uint8_t* apex() const { return names_.data(); }
+  size_t apex_len() const { return nodes_[0].name_len; }
+  int apex_labels() const { return nodes_[0].labels; }
+  const std::string& name_text() const { return name_text_; }
+  uint32_t serial() const { return serial_; }
+
+  // Node lookup by lower-case wire name and its hash (HashName). Returns kNone if absent.
+  uint32_t Find(const uint8_t* lower_name, size_t len, uint64_t hash) const;
+
+  const Node& node(uint32_t i) const { return nodes_[i]; }
+  size_t node_count() const { return nodes_.size(); }
+  const uint8_t* NodeName(const Node& n) const { return names_.data() + n.name; }
+  const RRset* FindRRset(const Node& n, uint16_t type) const;
+  const RRset* RRsetsBegin(const Node& n) const { return rrsets_.data() + n.rrsets; }
+  const RRset* RRsetsEnd(const Node& n) const { return rrsets_.data() + n.rrsets + n.rrset_count; }
+
+  Rdata First(const RRset& set) const;
+  Rdata Next(Rdata rr) const {
+    const uint8_t* p = rr.data + rr.size;
+    return {p + 2, static_cast<uint16_t>(p[0] << 8 | p[1])};
+  }
+  uint32_t AdditionalNode(const RRset& set, uint16_t i) const {
+    return set.additional == kNone ? kNone : additional_[set.additional + i];
+  }
+
+  const RRset& soa() const { return rrsets_[soa_rrset_]; }
+  uint32_t negative_ttl() const { return negative_ttl_; }
+
+  size_t MemoryBytes() const;
+
+ private:
+  friend class ZoneBuilder;
+  struct Slot {
+    uint32_t hash;  // upper bits of the name hash; 0 only in empty slots' companion
+    uint32_t node;  // kNone: empty
+  };
+
+  std::string name_text_;
+  uint32_t serial_ = 0;
+  uint32_t negative_ttl_ = 0;
+  uint32_t soa_rrset_ = 0;
+  std::vector<Node> nodes_;     // nodes_[0] is the apex
+  std::vector<RRset> rrsets_;   // grouped by node
+  std::vector<uint8_t> names_;
+  std::vector<uint8_t> rdata_;
+  std::vector<uint32_t> additional_;
+  std::vector<Slot> slots_;     // power-of-two size
+  uint64_t mask_ = 0;
+};
+
+// A set of zones answered together; finds the zone closest to a query name.
+class Snapshot {
+ public:
+  explicit Snapshot(std::vector<std::shared_ptr<const Zone>> zones);
+
+  // The deepest zone whose apex is the name or an ancestor of it.
+  const Zone* FindZone(const struct LookupName& name) const;
+
+  const std::vector<std::shared_ptr<const Zone>>& zones() const { return zones_; }
+
+ private:
+  std::vector<std::shared_ptr<const Zone>> zones_;
+  // Open addressing over apex names.
+  std::vector<uint32_t> slots_;
+  std::vector<uint64_t> slot_hash_;
+  uint64_t mask_ = 0;
+};
+
+// Hash of a lower-case wire name; the same function serves zones and snapshots.
+uint64_t HashName(const uint8_t* name, size_t len);
+
+// A query name prepared for lookups: lower-cased, with the offset and hash of every
+// suffix. Suffix i (0 = the whole name, labels = the root) starts at offsets[i].
+struct LookupName {
+  uint8_t data[255];
+  uint8_t len;
+  uint8_t labels;
+  uint8_t offsets[129];
+  uint64_t hashes[129];
+
+  const uint8_t* suffix(int i) const { return data + offsets[i]; }
+  size_t suffix_len(int i) const { return len - offsets[i]; }
+  // Fills from an uncompressed wire name (validated by the parser).
+  void Set(const uint8_t* wire, size_t wire_len);
+};
+
+}  // namespace tandem::zone

@@ -1,0 +1,124 @@
+// Name codec: parsing with decompression, hostile input, text conversion.
+#include "dataplane/dns/name.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace tandem::dns {
+namespace {
+
+NameError Parse(const std::vector<uint8_t>& msg, size_t offset, NameBuf* out, size_t* next) {
+  int budget = 16;
+  return ParseName(msg.data(), msg.size(), offset, out, next, &budget);
+}
+
+TEST(Name, ParsesPlainName) {
+  std::vector<uint8_t> m = {3, 'w', 'w', 'w', 7, 'E', 'x', 'a', 'm', 'p', 'l', 'e', 0, 0xff};
+  NameBuf n;
+  size_t next;
+  ASSERT_EQ(Parse(m, 0, &n, &next), NameError::kOk);
+  EXPECT_EQ(next, 13u);
+  EXPECT_EQ(n.length, 13);
+  EXPECT_EQ(n.labels, 2);
+  EXPECT_EQ(NameToText(n.data), "www.Example.");
+}
+
+TEST(Name, FollowsBackwardPointer) {
+  std::vector<uint8_t> m = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 3, 'w', 'w', 'w', 0xc0, 0};
+  NameBuf n;
+  size_t next;
+  ASSERT_EQ(Parse(m, 9, &n, &next), NameError::kOk);
+  EXPECT_EQ(next, 15u);  // just past the pointer
+  EXPECT_EQ(NameToText(n.data), "www.example.");
+}
+
+TEST(Name, RejectsPointerLoopAndForwardPointer) {
+  std::vector<uint8_t> self = {0xc0, 0};
+  NameBuf n;
+  size_t next;
+  EXPECT_EQ(Parse(self, 0, &n, &next), NameError::kBadPointer);
+  std::vector<uint8_t> forward = {0xc0, 2, 0};
+  EXPECT_EQ(Parse(forward, 0, &n, &next), NameError::kBadPointer);
+  // Two pointers pointing at each other: the second one points forward.
+  std::vector<uint8_t> loop = {1, 'a', 0xc0, 4, 1, 'b', 0xc0, 0};
+  EXPECT_NE(Parse(loop, 0, &n, &next), NameError::kOk);
+}
+
+TEST(Name, BoundsPointerWork) {
+  // A chain of pointers each one step back: legal, but over the budget.
+  std::vector<uint8_t> m = {0};
+  for (int i = 0; i < 40; ++i) {
+    size_t target = m.size() - (i == 0 ? 1 : 2);
+    m.push_back(static_cast<uint8_t>(0xc0 | (target >> 8)));
+    m.push_back(static_cast<uint8_t>(target));
+  }
+  NameBuf n;
+  size_t next;
+  EXPECT_EQ(Parse(m, m.size() - 2, &n, &next), NameError::kTooManyPointers);
+}
+
+TEST(Name, RejectsLongLabelsAndNames) {
+  std::vector<uint8_t> label(66, 'a');
+  label[0] = 64;  // 0x40: reserved label type
+  label.back() = 0;
+  NameBuf n;
+  size_t next;
+  EXPECT_EQ(Parse(label, 0, &n, &next), NameError::kLabelTooLong);
+  std::vector<uint8_t> name;
+  for (int i = 0; i < 5; ++i) {
+    name.push_back(63);
+    name.insert(name.end(), 63, 'x');
+  }
+  name.push_back(0);
+  EXPECT_EQ(Parse(name, 0, &n, &next), NameError::kNameTooLong);
+}
+
+TEST(Name, NameOf255OctetsIsAccepted) {
+  std::vector<uint8_t> name;
+  for (int i = 0; i < 3; ++i) {
+    name.push_back(63);
+    name.insert(name.end(), 63, 'x');
+  }
+  name.push_back(61);
+  name.insert(name.end(), 61, 'y');
+  name.push_back(0);
+  ASSERT_EQ(name.size(), 255u);
+  NameBuf n;
+  size_t next;
+  EXPECT_EQ(Parse(name, 0, &n, &next), NameError::kOk);
+}
+
+TEST(Name, TruncationAtEveryByteIsAnError) {
+  std::vector<uint8_t> m = {7, 'e', 'x', 'a', 'm', 'p', 'l', 'e', 0, 3, 'w', 'w', 'w', 0xc0, 0};
+  for (size_t cut = 9; cut < m.size(); ++cut) {
+    std::vector<uint8_t> t(m.begin(), m.begin() + cut);
+    NameBuf n;
+    size_t next;
+    EXPECT_EQ(Parse(t, 9, &n, &next), NameError::kTruncated) << cut;
+  }
+}
+
+TEST(Name, TextRoundTripWithEscapes) {
+  auto w = NameFromText("a\\.b.c\\032d.Example.");
+  ASSERT_TRUE(w.ok());
+  EXPECT_EQ(NameToText(reinterpret_cast<const uint8_t*>(w->data())), "a\\.b.c\\032d.Example.");
+  EXPECT_FALSE(NameFromText("a..b").ok());
+  EXPECT_FALSE(NameFromText(std::string(64, 'a') + ".com").ok());
+  EXPECT_EQ(*NameFromText("."), std::string(1, '\0'));
+}
+
+TEST(Name, CaseInsensitiveCompareAndSubdomain) {
+  auto a = *NameFromText("WWW.example.COM");
+  auto b = *NameFromText("www.EXAMPLE.com");
+  auto p = *NameFromText("example.com");
+  auto u = reinterpret_cast<const uint8_t*>(a.data());
+  EXPECT_TRUE(NameEqual(u, reinterpret_cast<const uint8_t*>(b.data())));
+  EXPECT_TRUE(IsSubdomain(u, a.size(), reinterpret_cast<const uint8_t*>(p.data()), p.size()));
+  EXPECT_FALSE(IsSubdomain(reinterpret_cast<const uint8_t*>(p.data()), p.size(), u, a.size()));
+  auto other = *NameFromText("xample.com");
+  EXPECT_FALSE(IsSubdomain(u, a.size(), reinterpret_cast<const uint8_t*>(other.data()), other.size()));
+}
+
+}  // namespace
+}  // namespace tandem::dns
