@@ -9,6 +9,7 @@
 #include "config/config.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
+#include "dataplane/zone/snapshot.h"
 
 namespace tandem::dataplane {
 class SocketServer;

@@ -278,13 +278,13 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
     rcode = dns::kBadVers;
   } else if (opcode != dns::kOpQuery) {
     rcode = dns::kNotImp;
-  } else if (q.qclass != dns::kClassIn) {
+  } else if (q.qclass != dns::kClassIn && q.qclass != dns::kClassAny) {
     rcode = dns::kRefused;
   } else if (q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR) {
-    // Transfers go over TCP and need allow_transfer: not offered here.
-    rcode = transport == Transport::kUdp ? dns::kFormErr : dns::kRefused;
-  } else if (dns::IsMetaType(q.qtype) && q.qtype != dns::kTypeANY) {
-    rcode = dns::kFormErr;
+    // Transfers go over TCP only, and only to allowed clients (none here yet).
+    rcode = transport == Transport::kUdp ? dns::kNotImp : dns::kRefused;
+  } else if (q.qtype == 0) {
+    rcode = dns::kNotImp;  // reserved type, as Knot DNS answers it
   } else {
     LookupName lname;
     lname.Set(q.qname.data, q.qname.length);
