@@ -1,0 +1,545 @@
+// The socket port over real loopback sockets. Nothing is published, so the handler answers
+// every well-formed query REFUSED (echoing the id and question) and drops QR=1 messages.
+#include "dataplane/socket_port.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstring>
+#include <future>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "dataplane/handler.h"
+#include "dataplane/publisher.h"
+#include "dataplane/zone/snapshot.h"
+
+namespace tandem::dataplane {
+namespace {
+
+using Bytes = std::vector<uint8_t>;
+using std::chrono::milliseconds;
+using Clock = std::chrono::steady_clock;
+
+constexpr uint8_t kRefused = 5;
+// 253 characters: the longest name, for long queries and long answers.
+const std::string kLongName = std::string(63, 'a') + "." + std::string(63, 'b') + "." +
+                              std::string(63, 'c') + "." + std::string(61, 'd');
+
+// A query: 12-byte header (RD clear), one question `name` A IN.
+Bytes Query(uint16_t id, bool qr = false, std::string_view name = "www.example.com") {
+  Bytes q = {static_cast<uint8_t>(id >> 8),
+             static_cast<uint8_t>(id),
+             qr ? uint8_t{0x80} : uint8_t{0},
+             0,
+             0,
+             1,
+             0,
+             0,
+             0,
+             0,
+             0,
+             0};
+  while (!name.empty()) {
+    std::string_view label = name.substr(0, name.find('.'));
+    q.push_back(static_cast<uint8_t>(label.size()));
+    q.insert(q.end(), label.begin(), label.end());
+    name.remove_prefix(std::min(name.size(), label.size() + 1));
+  }
+  q.insert(q.end(), {0, 0, 1, 0, 1});
+  return q;
+}
+
+Bytes Frame(const Bytes& message) {
+  Bytes f(2 + message.size());
+  f[0] = static_cast<uint8_t>(message.size() >> 8);
+  f[1] = static_cast<uint8_t>(message.size());
+  std::copy(message.begin(), message.end(), f.begin() + 2);
+  return f;
+}
+
+uint16_t Id(const Bytes& m) { return static_cast<uint16_t>(m[0] << 8 | m[1]); }
+
+// REFUSED for `query`: same id, QR set, same question.
+void ExpectRefused(const std::optional<Bytes>& response, const Bytes& query) {
+  ASSERT_TRUE(response.has_value()) << "no response";
+  ASSERT_GE(response->size(), query.size());
+  EXPECT_EQ(Id(*response), Id(query));
+  EXPECT_TRUE((*response)[2] & 0x80) << "QR";
+  EXPECT_EQ((*response)[3] & 0x0f, kRefused);
+  EXPECT_EQ(Bytes(response->begin() + 4, response->begin() + 6), Bytes({0, 1})) << "QDCOUNT";
+  EXPECT_EQ(Bytes(response->begin() + 12, response->begin() + query.size()),
+            Bytes(query.begin() + 12, query.end()))
+      << "question";
+}
+
+// A client socket, closed on scope exit.
+class Client {
+ public:
+  Client(const Endpoint& to, int type, milliseconds timeout = milliseconds(2000)) {
+    fd_ = socket(to.family(), type, 0);
+    SetTimeout(timeout);
+    connected_ = connect(fd_, reinterpret_cast<const sockaddr*>(&to.addr), to.len) == 0;
+  }
+  ~Client() { close(fd_); }
+  Client(const Client&) = delete;
+  Client& operator=(const Client&) = delete;
+
+  int fd() const { return fd_; }
+  bool connected() const { return connected_; }
+  void SetTimeout(milliseconds timeout) {
+    timeval tv{static_cast<time_t>(timeout.count() / 1000),
+               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
+    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  }
+  bool Send(const Bytes& bytes) {
+    size_t done = 0;
+    while (done < bytes.size()) {
+      ssize_t n = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+      if (n <= 0) return false;
+      done += n;
+    }
+    return true;
+  }
+  // One datagram, or nothing before the timeout.
+  std::optional<Bytes> ReceiveDatagram() {
+    Bytes buf(65535);
+    ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
+    if (n < 0) return std::nullopt;
+    buf.resize(n);
+    return buf;
+  }
+  // Exactly n bytes, or nothing on EOF, error or timeout.
+  std::optional<Bytes> ReadExact(size_t n) {
+    Bytes buf(n);
+    for (size_t done = 0; done < n;) {
+      ssize_t got = recv(fd_, buf.data() + done, n - done, 0);
+      if (got <= 0) return std::nullopt;
+      done += got;
+    }
+    return buf;
+  }
+  std::optional<Bytes> ReadFrame() {
+    std::optional<Bytes> prefix = ReadExact(2);
+    if (!prefix) return std::nullopt;
+    return ReadExact(size_t{(*prefix)[0]} << 8 | (*prefix)[1]);
+  }
+  // recv's result after waiting: 0 when the server closed the connection.
+  ssize_t ReceiveResult() {
+    uint8_t byte;
+    return recv(fd_, &byte, 1, 0);
+  }
+
+ private:
+  int fd_ = -1;
+  bool connected_ = false;
+};
+
+std::optional<Bytes> UdpExchange(const Endpoint& server, const Bytes& query) {
+  Client client(server, SOCK_DGRAM);
+  if (!client.Send(query)) return std::nullopt;
+  return client.ReceiveDatagram();
+}
+
+std::optional<Bytes> TcpExchange(const Endpoint& server, const Bytes& query) {
+  Client client(server, SOCK_STREAM);
+  if (!client.connected() || !client.Send(Frame(query))) return std::nullopt;
+  return client.ReadFrame();
+}
+
+// A worker counts a datagram as sent after sendmmsg returns, which can be after the client
+// has read it: counters are checked with a little patience.
+template <typename Condition>
+bool Eventually(Condition condition) {
+  Clock::time_point deadline = Clock::now() + milliseconds(2000);
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  return true;
+}
+
+Endpoint WithAddress(const Endpoint& bound, const char* v4) {
+  Endpoint ep = bound;
+  inet_pton(AF_INET, v4, &reinterpret_cast<sockaddr_in*>(&ep.addr)->sin_addr);
+  return ep;
+}
+
+class SocketPortTest : public ::testing::Test {
+ protected:
+  // Starts a server on `listen` and returns its first bound endpoint.
+  Endpoint Start(SocketPortOptions options) {
+    absl::StatusOr<std::unique_ptr<SocketServer>> server =
+        SocketServer::Start(options, publisher_, handler_);
+    EXPECT_TRUE(server.ok()) << server.status();
+    if (!server.ok()) return {};
+    server_ = *std::move(server);
+    return server_->BoundEndpoints().at(0);
+  }
+  Endpoint Start(std::string listen) {
+    SocketPortOptions options;
+    options.listen = {std::move(listen)};
+    return Start(std::move(options));
+  }
+
+  SnapshotPublisher publisher_{64};
+  QueryHandler handler_;
+  std::unique_ptr<SocketServer> server_;
+};
+
+// ---- UDP ----
+
+TEST_F(SocketPortTest, UdpQueryIsRefusedWithTheSameId) {
+  Endpoint server = Start("127.0.0.1:0");
+  ASSERT_NE(server.port(), 0);
+  Bytes query = Query(0x1234);
+  ExpectRefused(UdpExchange(server, query), query);
+  EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == 1; }));
+  WorkerCounters totals = server_->Totals();
+  EXPECT_EQ(totals.rx_packets, 1u);
+  EXPECT_EQ(totals.queries[static_cast<int>(Transport::kUdp)], 1u);
+  EXPECT_EQ(totals.responses[kRefused], 1u);
+}
+
+TEST_F(SocketPortTest, Ipv6UdpAndTcp) {
+  Endpoint server = Start("[::1]:0");
+  ASSERT_EQ(server.family(), AF_INET6);
+  Bytes query = Query(0x6666);
+  ExpectRefused(UdpExchange(server, query), query);
+  ExpectRefused(TcpExchange(server, query), query);
+}
+
+TEST_F(SocketPortTest, UdpQueryWithQrSetGetsNoReplyAndTheNextIsAnswered) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_DGRAM, milliseconds(300));
+  ASSERT_TRUE(client.Send(Query(1, /*qr=*/true)));
+  EXPECT_FALSE(client.ReceiveDatagram().has_value());
+  client.SetTimeout(milliseconds(2000));
+  Bytes next = Query(2);
+  ASSERT_TRUE(client.Send(next));
+  ExpectRefused(client.ReceiveDatagram(), next);
+  EXPECT_GE(server_->Totals().dropped, 1u);
+}
+
+// On 0.0.0.0 the reply must come from the address the query went to (127.0.0.2 here),
+// or a client that checks the source (every resolver does) would discard it.
+TEST_F(SocketPortTest, UdpOnWildcardRepliesFromTheQueriedAddress) {
+  Endpoint bound = Start("0.0.0.0:0");
+  int fd = socket(AF_INET, SOCK_DGRAM, 0);
+  timeval tv{2, 0};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  for (const char* address : {"127.0.0.1", "127.0.0.2"}) {
+    Endpoint to = WithAddress(bound, address);
+    Bytes query = Query(7);
+    ASSERT_EQ(
+        sendto(fd, query.data(), query.size(), 0, reinterpret_cast<sockaddr*>(&to.addr), to.len),
+        static_cast<ssize_t>(query.size()));
+    Bytes buf(4096);
+    sockaddr_storage from{};
+    socklen_t from_len = sizeof from;
+    ssize_t n =
+        recvfrom(fd, buf.data(), buf.size(), 0, reinterpret_cast<sockaddr*>(&from), &from_len);
+    ASSERT_GT(n, 0) << address;
+    Endpoint source;
+    source.addr = from;
+    source.len = from_len;
+    EXPECT_EQ(source.ToString(), to.ToString());
+  }
+  close(fd);
+}
+
+TEST_F(SocketPortTest, SeveralUdpWorkersAllAnswer) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.workers = 4;
+  Endpoint server = Start(options);
+  constexpr int kClients = 40;
+  for (int i = 0; i < kClients; ++i) {
+    Bytes query = Query(static_cast<uint16_t>(100 + i));
+    ExpectRefused(UdpExchange(server, query), query);
+  }
+  EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == kClients; }));
+  EXPECT_EQ(server_->Totals().rx_packets, uint64_t{kClients});
+}
+
+TEST_F(SocketPortTest, SeveralListenAddresses) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0", "[::1]:0"};
+  Start(options);
+  ASSERT_EQ(server_->BoundEndpoints().size(), 2u);
+  for (const Endpoint& server : server_->BoundEndpoints()) {
+    Bytes query = Query(9);
+    ExpectRefused(UdpExchange(server, query), query);
+    ExpectRefused(TcpExchange(server, query), query);
+  }
+}
+
+// ---- TCP ----
+
+TEST_F(SocketPortTest, TcpSingleQuery) {
+  Endpoint server = Start("127.0.0.1:0");
+  Bytes query = Query(0xbeef);
+  ExpectRefused(TcpExchange(server, query), query);
+  EXPECT_EQ(server_->Totals().queries[static_cast<int>(Transport::kTcp)], 1u);
+}
+
+TEST_F(SocketPortTest, TcpTwoQueriesInOneWriteAreAnsweredInOrder) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  Bytes first = Query(1, false, "a.example");
+  Bytes second = Query(2, false, "second.example.net");
+  Bytes both = Frame(first);
+  Bytes tail = Frame(second);
+  both.insert(both.end(), tail.begin(), tail.end());
+  ASSERT_TRUE(client.Send(both));
+  ExpectRefused(client.ReadFrame(), first);
+  ExpectRefused(client.ReadFrame(), second);
+}
+
+TEST_F(SocketPortTest, TcpQueryWrittenByteByByte) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  int one = 1;
+  setsockopt(client.fd(), IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  Bytes query = Query(0x0b0b);
+  for (uint8_t byte : Frame(query)) {
+    ASSERT_TRUE(client.Send({byte}));
+    std::this_thread::sleep_for(milliseconds(5));
+  }
+  ExpectRefused(client.ReadFrame(), query);
+}
+
+TEST_F(SocketPortTest, TcpLengthPrefixSplitAcrossSegments) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  Bytes query = Query(0x5151);
+  Bytes frame = Frame(query);
+  ASSERT_TRUE(client.Send({frame[0]}));
+  std::this_thread::sleep_for(milliseconds(50));
+  ASSERT_TRUE(client.Send(Bytes(frame.begin() + 1, frame.end())));
+  ExpectRefused(client.ReadFrame(), query);
+}
+
+TEST_F(SocketPortTest, TcpQueryWithQrSetGetsNoReplyAndTheNextIsAnswered) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  Bytes next = Query(2);
+  ASSERT_TRUE(client.Send(Frame(Query(1, /*qr=*/true))));
+  ASSERT_TRUE(client.Send(Frame(next)));
+  ExpectRefused(client.ReadFrame(), next);
+}
+
+TEST_F(SocketPortTest, TcpZeroLengthMessageClosesTheConnection) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  Bytes query = Query(3);
+  Bytes bytes = Frame(query);
+  bytes.insert(bytes.end(), {0, 0});
+  ASSERT_TRUE(client.Send(bytes));
+  ExpectRefused(client.ReadFrame(), query);
+  EXPECT_EQ(client.ReceiveResult(), 0);
+}
+
+// A client may shut down its sending side after its last query (RFC 7766, 6.2.4 leaves
+// the connection to the server): the answers still arrive, then the server closes.
+TEST_F(SocketPortTest, TcpAnswersQueriesSentBeforeTheClientHalfCloses) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  Bytes first = Query(21);
+  Bytes second = Query(22);
+  Bytes both = Frame(first);
+  Bytes tail = Frame(second);
+  both.insert(both.end(), tail.begin(), tail.end());
+  ASSERT_TRUE(client.Send(both));
+  ASSERT_EQ(shutdown(client.fd(), SHUT_WR), 0);
+  ExpectRefused(client.ReadFrame(), first);
+  ExpectRefused(client.ReadFrame(), second);
+  EXPECT_EQ(client.ReceiveResult(), 0);
+}
+
+// A client that writes many queries before reading any: the server stops reading while
+// its answers wait (more than one response's worth), then answers every query, in order,
+// once the client reads.
+TEST_F(SocketPortTest, TcpPipelinedQueriesFromAClientThatReadsLate) {
+  Endpoint server = Start("127.0.0.1:0");
+  Client client(server, SOCK_STREAM);
+  constexpr int kQueries = 30000;  // ~8 MB each way: more than the socket buffers
+  Bytes stream;
+  for (int i = 0; i < kQueries; ++i) {
+    Bytes f = Frame(Query(static_cast<uint16_t>(i), false, kLongName));
+    stream.insert(stream.end(), f.begin(), f.end());
+  }
+  std::future<bool> written = std::async(std::launch::async, [&] { return client.Send(stream); });
+  std::this_thread::sleep_for(milliseconds(300));
+  for (int i = 0; i < kQueries; ++i) {
+    std::optional<Bytes> response = client.ReadFrame();
+    ASSERT_TRUE(response.has_value()) << "response " << i;
+    ASSERT_EQ(Id(*response), static_cast<uint16_t>(i));
+  }
+  EXPECT_TRUE(written.get());
+}
+
+TEST_F(SocketPortTest, TcpIdleTimeoutClosesASilentConnection) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.tcp_idle_timeout = absl::Milliseconds(300);
+  Endpoint server = Start(options);
+  Client silent(server, SOCK_STREAM);
+  Client partial(server, SOCK_STREAM);  // a query that never completes does not count
+  ASSERT_TRUE(partial.Send({0, 40, 1, 2, 3}));
+  Clock::time_point start = Clock::now();
+  EXPECT_EQ(silent.ReceiveResult(), 0);
+  EXPECT_EQ(partial.ReceiveResult(), 0);
+  auto elapsed = Clock::now() - start;
+  EXPECT_GE(elapsed, milliseconds(250));
+  EXPECT_LT(elapsed, milliseconds(1500));
+}
+
+TEST_F(SocketPortTest, TcpIdleTimeoutSparesAnActiveConnection) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.tcp_idle_timeout = absl::Milliseconds(300);
+  Endpoint server = Start(options);
+  Client client(server, SOCK_STREAM);
+  for (int i = 0; i < 6; ++i) {  // 6 x 150 ms: longer than the timeout, never idle for it
+    Bytes query = Query(static_cast<uint16_t>(i));
+    ASSERT_TRUE(client.Send(Frame(query)));
+    ExpectRefused(client.ReadFrame(), query);
+    std::this_thread::sleep_for(milliseconds(150));
+  }
+}
+
+TEST_F(SocketPortTest, TcpConnectionCapClosesTheConnectionOverIt) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.tcp_max_connections = 2;
+  Endpoint server = Start(options);
+  Client first(server, SOCK_STREAM);
+  Client second(server, SOCK_STREAM);
+  Bytes query = Query(11);
+  for (Client* c : {&first, &second}) {  // both accepted before the third arrives
+    ASSERT_TRUE(c->Send(Frame(query)));
+    ExpectRefused(c->ReadFrame(), query);
+  }
+  Client third(server, SOCK_STREAM);
+  ASSERT_TRUE(third.connected());
+  EXPECT_EQ(third.ReceiveResult(), 0);
+  for (Client* c : {&first, &second}) {
+    ASSERT_TRUE(c->Send(Frame(query)));
+    ExpectRefused(c->ReadFrame(), query);
+  }
+  EXPECT_GE(server_->Totals().rx_errors, 1u);
+}
+
+TEST_F(SocketPortTest, TcpSlotIsReusedAfterAClientLeaves) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.tcp_max_connections = 1;
+  Endpoint server = Start(options);
+  for (int i = 0; i < 5; ++i) {
+    Bytes query = Query(static_cast<uint16_t>(i));
+    ExpectRefused(TcpExchange(server, query), query);
+    std::this_thread::sleep_for(milliseconds(20));  // the server sees the close
+  }
+}
+
+// ---- Lifecycle ----
+
+TEST_F(SocketPortTest, StopReturnsPromptlyAndIsIdempotent) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0", "[::1]:0"};
+  options.workers = 3;
+  Endpoint server = Start(options);
+  Client open_connection(server, SOCK_STREAM);
+  ASSERT_TRUE(open_connection.Send({0, 20, 1}));  // half a query
+  std::this_thread::sleep_for(milliseconds(50));
+  Clock::time_point start = Clock::now();
+  server_->Stop();
+  EXPECT_LT(Clock::now() - start, milliseconds(500));
+  server_->Stop();
+  EXPECT_EQ(open_connection.ReceiveResult(), 0);
+  Client late(server, SOCK_STREAM);
+  EXPECT_FALSE(late.connected());
+}
+
+// Idle workers sit in recvmmsg and epoll_wait offline, so publishing does not wait on them.
+TEST_F(SocketPortTest, PublishDoesNotWaitForIdleWorkers) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.workers = 2;
+  Endpoint server = Start(options);
+  for (int i = 0; i < 3; ++i) {
+    std::future<void> published = std::async(std::launch::async, [&] {
+      publisher_.Publish(
+          std::make_unique<zone::Snapshot>(std::vector<std::shared_ptr<const zone::Zone>>{}));
+    });
+    ASSERT_EQ(published.wait_for(std::chrono::seconds(2)), std::future_status::ready);
+    Bytes query = Query(static_cast<uint16_t>(i));
+    ExpectRefused(UdpExchange(server, query), query);  // no zone in the snapshot either
+  }
+}
+
+TEST_F(SocketPortTest, StartFailsOnAnAddressAlreadyBound) {
+  int taken = socket(AF_INET, SOCK_DGRAM, 0);
+  Endpoint any = *ParseEndpoint("127.0.0.1:0");
+  ASSERT_EQ(bind(taken, reinterpret_cast<sockaddr*>(&any.addr), any.len), 0);
+  Endpoint bound;
+  bound.len = sizeof bound.addr;
+  getsockname(taken, reinterpret_cast<sockaddr*>(&bound.addr), &bound.len);
+  SocketPortOptions options;
+  options.listen = {bound.ToString()};
+  absl::StatusOr<std::unique_ptr<SocketServer>> server =
+      SocketServer::Start(options, publisher_, handler_);
+  ASSERT_FALSE(server.ok());
+  EXPECT_NE(server.status().message().find(bound.ToString() + ": "), std::string_view::npos)
+      << server.status();
+  EXPECT_NE(server.status().message().find("Address already in use"), std::string_view::npos)
+      << server.status();
+  close(taken);
+}
+
+TEST_F(SocketPortTest, SecondServerOnTheSameAddressFails) {
+  Endpoint first = Start("127.0.0.1:0");
+  SocketPortOptions options;
+  options.listen = {first.ToString()};
+  absl::StatusOr<std::unique_ptr<SocketServer>> second =
+      SocketServer::Start(options, publisher_, handler_);
+  ASSERT_FALSE(second.ok());
+  EXPECT_NE(second.status().message().find(first.ToString()), std::string_view::npos)
+      << second.status();
+  Bytes query = Query(4);
+  ExpectRefused(UdpExchange(first, query), query);  // the first one is untouched
+}
+
+TEST_F(SocketPortTest, StartRejectsAListenAddressThatIsNotAnAddress) {
+  SocketPortOptions options;
+  options.listen = {"localhost:53"};
+  absl::StatusOr<std::unique_ptr<SocketServer>> server =
+      SocketServer::Start(options, publisher_, handler_);
+  ASSERT_FALSE(server.ok());
+  EXPECT_EQ(server.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(server.status().message().find("localhost:53"), std::string_view::npos);
+}
+
+TEST_F(SocketPortTest, StartFailsWhenThePublisherHasTooFewReaders) {
+  SnapshotPublisher small(2);
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.workers = 2;  // 2 UDP threads + 1 TCP thread
+  absl::StatusOr<std::unique_ptr<SocketServer>> server =
+      SocketServer::Start(options, small, handler_);
+  EXPECT_FALSE(server.ok());
+}
+
+}  // namespace
+}  // namespace tandem::dataplane
