@@ -44,17 +44,26 @@ absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config
 
 Daemon::Daemon(config::Config cfg)
     : cfg_(std::move(cfg)),
+      started_(absl::Now()),
       handler_(dataplane::HandlerOptions{static_cast<uint16_t>(cfg_.server.udp_max_payload)}) {}
 
 Daemon::~Daemon() { Stop(); }
 
+void Daemon::PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot) {
+  absl::Time t0 = absl::Now();
+  publisher_->Publish(std::move(snapshot));
+  last_publish_ = absl::Now();
+  last_publish_duration_ = last_publish_ - t0;
+}
+
 absl::Status Daemon::Start() {
+  std::lock_guard<std::mutex> lock(mu_);
   auto snapshot = BuildSnapshot(cfg_);
   if (!snapshot.ok()) return snapshot.status();
   // Readers: the UDP workers of every listen address and the TCP thread.
   unsigned readers = static_cast<unsigned>(cfg_.server.workers * cfg_.server.listen.size() + 8);
   publisher_ = std::make_unique<dataplane::SnapshotPublisher>(readers);
-  publisher_->Publish(std::move(*snapshot));
+  PublishLocked(std::move(*snapshot));
 
   dataplane::SocketPortOptions opts;
   opts.listen = cfg_.server.listen;
@@ -69,18 +78,86 @@ absl::Status Daemon::Start() {
   return absl::OkStatus();
 }
 
-absl::Status Daemon::ReloadZones() {
-  auto snapshot = BuildSnapshot(cfg_);
-  if (!snapshot.ok()) return snapshot.status();
-  publisher_->Publish(std::move(*snapshot));
+absl::Status Daemon::Reload() {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto fail = [this](absl::Status s) {
+    ++reload_failures_;
+    return absl::Status(s.code(), absl::StrCat("reload failed, still serving the previous configuration:\n",
+                                               s.message()));
+  };
+  auto next = config::LoadConfigFile(cfg_.path);
+  if (!next.ok()) return fail(next.status());
+  if (auto s = CheckSupported(*next); !s.ok()) return fail(s);
+  auto snapshot = BuildSnapshot(*next);
+  if (!snapshot.ok()) return fail(snapshot.status());
+  // What the running ports were started with stays until a restart.
+  if (next->server.mode != cfg_.server.mode || next->server.listen != cfg_.server.listen ||
+      next->server.workers != cfg_.server.workers ||
+      next->server.udp_max_payload != cfg_.server.udp_max_payload ||
+      next->server.tcp_idle_timeout != cfg_.server.tcp_idle_timeout ||
+      next->server.tcp_max_connections != cfg_.server.tcp_max_connections) {
+    LogWarning("reload: changes to [server] mode, listen, workers, udp_max_payload and tcp_* "
+               "take effect at the next restart");
+    next->server = cfg_.server;
+  }
+  LogLevel level;
+  if (ParseLogLevel(next->server.log_level, &level)) SetLogLevel(level);
+  size_t before = cfg_.zones.size();
+  cfg_ = std::move(*next);
+  PublishLocked(std::move(*snapshot));
+  ++reloads_;
+  LogInfo("reload: serving ", cfg_.zones.size(), " zones (was ", before, ")");
   return absl::OkStatus();
 }
 
 void Daemon::Stop() {
+  std::lock_guard<std::mutex> lock(mu_);
   if (sockets_) {
     sockets_->Stop();
     sockets_.reset();
   }
+}
+
+DaemonStatus Daemon::Status() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  DaemonStatus s;
+  s.version = TANDEM_VERSION;
+  s.uptime = absl::Now() - started_;
+  s.mode = cfg_.server.mode;
+  s.workers = cfg_.server.workers;
+  s.listen = cfg_.server.listen;
+  s.zones = cfg_.zones.size();
+  s.reloads = reloads_;
+  s.reload_failures = reload_failures_;
+  s.last_publish = last_publish_;
+  s.last_publish_duration = last_publish_duration_;
+  if (sockets_) s.totals = sockets_->Totals();
+  return s;
+}
+
+std::vector<ZoneStatus> Daemon::Zones() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<ZoneStatus> out;
+  const zone::Snapshot* snap = publisher_ ? publisher_->Current() : nullptr;
+  if (snap == nullptr) return out;
+  // The snapshot is only replaced under mu_, which we hold: safe to read here.
+  for (size_t i = 0; i < snap->zones().size(); ++i) {
+    const zone::Zone& z = *snap->zones()[i];
+    ZoneStatus zs;
+    zs.name = z.name_text();
+    zs.serial = z.serial();
+    zs.source = "file";
+    zs.file = i < cfg_.zones.size() ? cfg_.zones[i].file : "";
+    zs.nodes = z.node_count();
+    zs.memory_bytes = z.MemoryBytes();
+    out.push_back(std::move(zs));
+  }
+  return out;
+}
+
+config::Config Daemon::CurrentConfig() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return cfg_;
 }
 
 }  // namespace tandem::control

@@ -1,12 +1,19 @@
 // tandemd's life cycle in socket mode: load every file zone, publish the first snapshot,
-// start the ports, reload zone files on request, stop cleanly.
+// start the ports, reload the configuration and zone files on request, stop cleanly.
+// Thread-safe: Reload, Status and Zones may be called from the signal thread and the
+// control socket at once.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "config/config.h"
+#include "dataplane/counters.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
 #include "dataplane/zone/snapshot.h"
@@ -25,18 +32,55 @@ absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config
 // message naming the config line).
 absl::Status CheckSupported(const config::Config& cfg);
 
+struct ZoneStatus {
+  std::string name;       // "example.com."
+  uint32_t serial = 0;
+  std::string source;     // "file" for zones loaded from a file
+  std::string file;
+  size_t nodes = 0;
+  size_t memory_bytes = 0;
+};
+
+struct DaemonStatus {
+  std::string version;
+  absl::Duration uptime;
+  std::string mode;
+  int workers = 0;
+  std::vector<std::string> listen;
+  size_t zones = 0;
+  uint64_t reloads = 0;          // successful
+  uint64_t reload_failures = 0;
+  absl::Time last_publish;       // when the current snapshot was published
+  absl::Duration last_publish_duration;  // store + grace period of that publication
+  dataplane::WorkerCounters totals;
+};
+
 class Daemon {
  public:
   explicit Daemon(config::Config cfg);
   ~Daemon();
 
   absl::Status Start();
-  // Re-reads the zone files; on any error the running zones stay as they are.
-  absl::Status ReloadZones();
+  // Re-reads the config file and every zone file; adds, removes and changes zones without
+  // dropping a query. On any error nothing changes and the error says why. Settings that
+  // need a restart (server.mode, listen, workers) are reported in a warning and kept.
+  absl::Status Reload();
   void Stop();
 
+  DaemonStatus Status() const;
+  std::vector<ZoneStatus> Zones() const;
+  config::Config CurrentConfig() const;
+
  private:
+  void PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot);
+
+  mutable std::mutex mu_;  // control plane only; never taken by a worker
   config::Config cfg_;
+  absl::Time started_;
+  uint64_t reloads_ = 0;
+  uint64_t reload_failures_ = 0;
+  absl::Time last_publish_;
+  absl::Duration last_publish_duration_;
   dataplane::QueryHandler handler_;
   std::unique_ptr<dataplane::SnapshotPublisher> publisher_;
   std::unique_ptr<dataplane::SocketServer> sockets_;

@@ -1,5 +1,5 @@
 // tandemd: the server. Parses the command line, validates the config, runs the daemon
-// until SIGTERM or SIGINT; SIGHUP reloads the zone files.
+// until SIGTERM or SIGINT; SIGHUP reloads the configuration and the zone files.
 #include <signal.h>
 
 #include <cstdio>
@@ -78,9 +78,8 @@ int main(int argc, char** argv) {
     int sig = 0;
     sigwait(&set, &sig);
     if (sig == SIGHUP) {
-      tandem::control::LogInfo("SIGHUP: reloading zone files");
-      if (auto s = daemon.ReloadZones(); !s.ok())
-        tandem::control::LogError("reload failed, still serving the previous zones:\n", s.message());
+      tandem::control::LogInfo("SIGHUP: reloading the configuration and zone files");
+      if (auto s = daemon.Reload(); !s.ok()) tandem::control::LogError(s.message());
       continue;
     }
     tandem::control::LogInfo("signal ", strsignal(sig), ": stopping");

@@ -1,0 +1,1 @@
+// Prometheus metrics endpoint (being written).

@@ -1,0 +1,2 @@
+// tandemctl (being written).
+int main() { return 1; }
