@@ -131,7 +131,12 @@ DaemonStatus Daemon::Status() const {
   s.reload_failures = reload_failures_;
   s.last_publish = last_publish_;
   s.last_publish_duration = last_publish_duration_;
-  if (sockets_) s.totals = sockets_->Totals();
+  if (sockets_) {
+    s.totals = sockets_->Totals();
+    std::vector<dataplane::WorkerCounters> each = sockets_->PerWorker();
+    for (size_t i = 0; i < each.size(); ++i)
+      s.per_worker.emplace_back(i + 1 == each.size() ? std::string("tcp") : absl::StrCat("udp", i), each[i]);
+  }
   return s;
 }
 

@@ -53,6 +53,8 @@ struct DaemonStatus {
   absl::Time last_publish;       // when the current snapshot was published
   absl::Duration last_publish_duration;  // store + grace period of that publication
   dataplane::WorkerCounters totals;
+  // Per thread: UDP workers ("udp0", "udp1", ... over the listen addresses), then "tcp".
+  std::vector<std::pair<std::string, dataplane::WorkerCounters>> per_worker;
 };
 
 class Daemon {

@@ -722,6 +722,10 @@ WorkerCounters SocketServer::Totals() const {
   return sum;
 }
 
+std::vector<WorkerCounters> SocketServer::PerWorker() const {
+  return std::vector<WorkerCounters>(counters_.get(), counters_.get() + counter_count_);
+}
+
 std::vector<Endpoint> SocketServer::BoundEndpoints() const { return bound_; }
 
 }  // namespace tandem::dataplane

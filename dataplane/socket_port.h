@@ -54,6 +54,8 @@ class SocketServer {
   // Sum over the workers; reads race with the workers' increments, which is fine for metrics.
   // Connections refused at the TCP connection cap count as rx_errors.
   WorkerCounters Totals() const;
+  // Each thread's counters: the UDP workers (listen address by listen address), then TCP.
+  std::vector<WorkerCounters> PerWorker() const;
 
   // The bound addresses, one per listen address (port 0 resolved; UDP and TCP share it).
   std::vector<Endpoint> BoundEndpoints() const;
