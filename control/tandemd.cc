@@ -7,8 +7,10 @@
 #include <string>
 
 #include "config/config.h"
+#include "control/control_socket.h"
 #include "control/daemon.h"
 #include "control/log.h"
+#include "control/metrics.h"
 
 namespace {
 
@@ -74,6 +76,20 @@ int main(int argc, char** argv) {
 
   tandem::control::Daemon daemon(std::move(*cfg));
   if (auto s = daemon.Start(); !s.ok()) return Fail(std::string(s.message()));
+  // Operator endpoints; their addresses are read at start (a reload keeps them).
+  const tandem::config::Config running = daemon.CurrentConfig();
+  std::unique_ptr<tandem::control::MetricsServer> metrics;
+  if (!running.metrics.listen.empty()) {
+    auto m = tandem::control::MetricsServer::Start(running.metrics.listen, daemon);
+    if (!m.ok()) return Fail(std::string(m.status().message()));
+    metrics = std::move(*m);
+  }
+  std::unique_ptr<tandem::control::ControlServer> control;
+  if (!running.control.socket.empty()) {
+    auto c = tandem::control::ControlServer::Start(running.control.socket, daemon);
+    if (!c.ok()) return Fail(std::string(c.status().message()));
+    control = std::move(*c);
+  }
   for (;;) {
     int sig = 0;
     sigwait(&set, &sig);
@@ -85,6 +101,8 @@ int main(int argc, char** argv) {
     tandem::control::LogInfo("signal ", strsignal(sig), ": stopping");
     break;
   }
+  control.reset();
+  metrics.reset();
   daemon.Stop();
   return 0;
 }

@@ -187,6 +187,8 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain) 
           return out;
         }
         r.PutRecord(kAnswer, owner, dns::kTypeCNAME, dname->ttl, buf, static_cast<uint16_t>(next_len));
+        // The synthesized CNAME answers a CNAME question itself (RFC 1034 4.3.2 step 3a).
+        if (q.qtype == dns::kTypeCNAME) return out;
         next = buf;
         break;
       }

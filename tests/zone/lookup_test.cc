@@ -260,6 +260,10 @@ TEST_F(LookupTest, DnameSynthesizesCname) {
   Decoded out = Ask("a.b.dnout.example.com", A);
   EXPECT_THAT(Lines(out.answer), ElementsAre("a.b.dnout.example.com. CNAME a.b.example.net.",
                                              "dnout.example.com. DNAME example.net."));
+  Decoded cname = Ask("www.dn.example.com", CNAME);  // the synthesized CNAME is the answer
+  EXPECT_THAT(Lines(cname.answer), ElementsAre("dn.example.com. DNAME target.example.com.",
+                                               "www.dn.example.com. CNAME www.target.example.com."));
+  EXPECT_THAT(cname.authority, IsEmpty());
   Decoded owner = Ask("dn.example.com", DNAME);  // the owner itself is not redirected
   EXPECT_THAT(Lines(owner.answer), ElementsAre("dn.example.com. DNAME target.example.com."));
 }

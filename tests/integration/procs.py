@@ -1,0 +1,268 @@
+"""Process helpers for integration tests.
+
+- free_port(): a loopback port free for both UDP and TCP.
+- TempDir: a temporary directory removed on exit.
+- Server: start a process with its stderr captured to a file, wait until it
+  answers an SOA query for a zone, stop it by pid (SIGTERM, then SIGKILL after
+  5 s).
+- start_knotd() / start_tandemd(): write a config and start the server.
+
+Everything talks to 127.0.0.1 only, and every wait is bounded in time.
+"""
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+
+LOOPBACK = "127.0.0.1"
+
+
+def free_port(tries=50):
+    """Return a port on 127.0.0.1 that was just free for both UDP and TCP."""
+    for _ in range(tries):
+        t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        try:
+            t.bind((LOOPBACK, 0))
+            port = t.getsockname()[1]
+            try:
+                u.bind((LOOPBACK, port))
+            except OSError:
+                continue
+            return port
+        finally:
+            t.close()
+            u.close()
+    raise RuntimeError("no free loopback port found")
+
+
+class TempDir:
+    """mkdtemp() on enter, rmtree() on exit (unless keep=True)."""
+
+    def __init__(self, prefix="tandem-it-", keep=False):
+        self.prefix = prefix
+        self.keep = keep
+        self.path = None
+
+    def __enter__(self):
+        self.path = tempfile.mkdtemp(prefix=self.prefix)
+        return self.path
+
+    def __exit__(self, *exc):
+        if self.path and not self.keep:
+            shutil.rmtree(self.path, ignore_errors=True)
+        return False
+
+
+class ServerError(RuntimeError):
+    pass
+
+
+class Server:
+    """One server process; stop() is safe to call any number of times."""
+
+    def __init__(self, name, argv, workdir, port, env=None):
+        self.name = name
+        self.argv = list(argv)
+        self.port = port
+        self.stderr_path = os.path.join(workdir, "%s.stderr" % name)
+        self.stdout_path = os.path.join(workdir, "%s.stdout" % name)
+        self.proc = None
+        self.env = env
+
+    @property
+    def addr(self):
+        return (LOOPBACK, self.port)
+
+    def start(self):
+        with open(self.stdout_path, "wb") as out, open(self.stderr_path, "wb") as err:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=err, env=self.env, close_fds=True)
+        return self
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def stderr_text(self, limit=8000):
+        try:
+            with open(self.stderr_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        text = data.decode("utf-8", "replace")
+        if len(text) > limit:
+            text = "...\n" + text[-limit:]
+        return text
+
+    def wait_ready(self, zone, timeout=20.0):
+        """Poll an SOA query for `zone` over UDP until an authoritative answer comes."""
+        deadline = time.monotonic() + timeout
+        last = "no reply"
+        while time.monotonic() < deadline:
+            if not self.alive():
+                raise ServerError("%s exited early with status %s; stderr:\n%s"
+                                  % (self.name, self.proc.returncode, self.stderr_text()))
+            try:
+                r = soa_probe(self.addr, zone, timeout=0.5)
+                if (r.rcode() == dns.rcode.NOERROR and r.flags & dns.flags.AA
+                        and any(rr.rdtype == dns.rdatatype.SOA for rr in r.answer)):
+                    return
+                last = "rcode %s" % dns.rcode.to_text(r.rcode())
+            except (OSError, dns.exception.DNSException) as e:
+                last = "%s: %s" % (type(e).__name__, e)
+            time.sleep(0.1)
+        raise ServerError("%s did not answer SOA %s on port %d within %.0f s (last: %s); stderr:\n%s"
+                          % (self.name, zone, self.port, timeout, last, self.stderr_text()))
+
+    def stop(self, grace=5.0):
+        """SIGTERM by pid, SIGKILL by pid if still running after `grace` seconds."""
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return
+        try:
+            os.kill(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.kill(p.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return
+            try:
+                p.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def soa_probe(addr, zone, timeout=0.5):
+    q = dns.message.make_query(zone, dns.rdatatype.SOA)
+    wire = q.to_wire()
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    try:
+        s.settimeout(timeout)
+        s.connect(addr)
+        s.send(wire)
+        end = time.monotonic() + timeout
+        while True:
+            data = s.recv(65535)
+            r = dns.message.from_wire(data)
+            if r.id == q.id:
+                return r
+            if time.monotonic() > end:
+                raise socket.timeout("no matching reply")
+    finally:
+        s.close()
+
+
+def _start_with_retry(make, zone, attempts=3, timeout=20.0):
+    """make(port) -> Server (not started). Retries on an early exit (e.g. a port race)."""
+    last = None
+    for _ in range(attempts):
+        srv = make(free_port())
+        srv.start()
+        try:
+            srv.wait_ready(zone, timeout=timeout)
+            return srv
+        except BaseException as e:
+            if not isinstance(e, ServerError):
+                srv.stop()
+                raise
+            last = e
+            srv.stop()
+            if srv.proc.returncode is not None and srv.proc.returncode != 0 and "exited early" in str(e):
+                continue        # maybe lost the port race: try another port
+            raise
+    raise last
+
+
+def knot_config(workdir, port, zone, zone_file):
+    """A knotd config for a plain authoritative answer from a zone file."""
+    run = os.path.join(workdir, "run")
+    storage = os.path.join(workdir, "storage")
+    os.makedirs(run, exist_ok=True)
+    os.makedirs(storage, exist_ok=True)
+    return f"""\
+server:
+    rundir: "{run}"
+    listen: {LOOPBACK}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    # Knot 3.2 defaults, spelled out: no RRset rotation, no ECS, no NSID
+    # (NSID is only sent when asked for anyway).
+    answer-rotation: off
+    edns-client-subnet: off
+    nsid: ""
+
+database:
+    storage: "{storage}"
+
+log:
+  - target: stderr
+    any: warning
+
+zone:
+  - domain: {zone}
+    file: "{zone_file}"
+    storage: "{storage}"
+    zonefile-sync: -1
+    zonefile-load: whole
+    journal-content: none
+    semantic-checks: off
+    dnssec-signing: off
+    zonemd-verify: off
+"""
+
+
+def start_knotd(workdir, zone, zone_file, name="knotd", knotd="knotd", timeout=20.0):
+    """Start knotd in the foreground on a free loopback port; returns a ready Server."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(port):
+        conf = os.path.join(d, "knot.conf")
+        with open(conf, "w") as f:
+            f.write(knot_config(d, port, zone, zone_file))
+        return Server(name, [knotd, "-c", conf], d, port)
+
+    return _start_with_retry(make, zone, timeout=timeout)
+
+
+def tandem_config(workdir, port, zone, zone_file):
+    state = os.path.join(workdir, "state")
+    os.makedirs(state, exist_ok=True)
+    return f"""\
+[server]
+mode = "socket"
+listen = ["{LOOPBACK}:{port}"]
+workers = 1
+state_dir = "{state}"
+
+[[zone]]
+name = "{zone}"
+file = "{zone_file}"
+"""
+
+
+def start_tandemd(tandemd, workdir, zone, zone_file, name="tandemd", timeout=20.0):
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(port):
+        conf = os.path.join(d, "tandem.toml")
+        with open(conf, "w") as f:
+            f.write(tandem_config(d, port, zone, zone_file))
+        return Server(name, [tandemd, "--config", conf], d, port)
+
+    return _start_with_retry(make, zone, timeout=timeout)
