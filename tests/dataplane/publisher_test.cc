@@ -54,11 +54,13 @@ TEST(Publisher, ManyReadersManySwaps) {
   pub.Publish(Empty());
   std::atomic<bool> stop{false};
   std::atomic<uint64_t> reads{0};
+  std::atomic<int> started{0};
   std::vector<std::thread> readers;
   for (int r = 0; r < 3; ++r) {
     readers.emplace_back([&] {
       unsigned id = pub.RegisterReader();
       pub.Online(id);
+      ++started;
       while (!stop.load(std::memory_order_relaxed)) {
         const zone::Snapshot* s = pub.Current();
         ASSERT_NE(s, nullptr);
@@ -68,7 +70,8 @@ TEST(Publisher, ManyReadersManySwaps) {
       pub.UnregisterReader(id);
     });
   }
-  for (int i = 0; i < 200; ++i) pub.Publish(Empty());
+  while (started.load() < 3) std::this_thread::yield();
+  for (int i = 0; i < 200; ++i) pub.Publish(Empty());  // each waits for all three readers
   stop = true;
   for (auto& t : readers) t.join();
   EXPECT_GT(reads.load(), 0u);
