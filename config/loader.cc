@@ -131,7 +131,7 @@ constexpr char kEndpoint[] = R"(an address and port such as "127.0.0.1:53" or "[
 constexpr char kEndpoint53[] =
     R"(an address with an optional port (default 53) such as "192.0.2.1" or "[2001:db8::1]:5300")";
 constexpr char kPrefix[] = R"(an address prefix such as "10.0.0.0/8" or "2001:db8::/32")";
-constexpr char kAddress[] = R"(an IP address without a port such as "198.18.0.1")";
+constexpr char kAddress[] = R"(an IP address without a port, with an optional prefix length, such as "198.18.0.1/24")";
 constexpr char kDomain[] = R"(a domain name such as "example.com")";
 constexpr char kOwner[] = R"(a name relative to the zone such as "www" or "@")";
 constexpr char kIface[] = "an interface name of 1 to 15 characters";
@@ -158,10 +158,9 @@ std::optional<std::string> PrefixCheck(const std::string& s) {
   return s;
 }
 
+// An address with an optional prefix length ("198.18.0.1", "198.18.0.1/24").
 std::optional<std::string> AddressCheck(const std::string& s) {
-  in6_addr buf;
-  if (inet_pton(AF_INET, s.c_str(), &buf) == 1 || inet_pton(AF_INET6, s.c_str(), &buf) == 1)
-    return s;
+  if (dataplane::ParsePrefix(s)) return s;
   return std::nullopt;
 }
 

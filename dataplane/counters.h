@@ -16,6 +16,28 @@ struct alignas(64) WorkerCounters {
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
   uint64_t rx_errors = 0;        // receive or send failures, malformed frames
+  // The poll-mode path.
+  uint64_t to_kernel = 0;        // frames handed to the exception interface
+  uint64_t from_kernel = 0;      // frames the kernel sent out through the port
+  uint64_t malformed = 0;        // short frames, bad lengths or checksums
+  uint64_t not_for_us = 0;       // unicast frames for another MAC address
+  uint64_t tx_dropped = 0;       // frames the port or the kernel would not take
+
+  WorkerCounters& operator+=(const WorkerCounters& c) {
+    for (int i = 0; i < 2; ++i) queries[i] += c.queries[i];
+    for (int i = 0; i < 24; ++i) responses[i] += c.responses[i];
+    dropped += c.dropped;
+    truncated += c.truncated;
+    rx_packets += c.rx_packets;
+    tx_packets += c.tx_packets;
+    rx_errors += c.rx_errors;
+    to_kernel += c.to_kernel;
+    from_kernel += c.from_kernel;
+    malformed += c.malformed;
+    not_for_us += c.not_for_us;
+    tx_dropped += c.tx_dropped;
+    return *this;
+  }
 };
 
 }  // namespace tandem::dataplane

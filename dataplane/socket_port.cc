@@ -177,16 +177,6 @@ absl::Status Validate(const SocketPortOptions& options) {
   return absl::OkStatus();
 }
 
-void Add(WorkerCounters& sum, const WorkerCounters& c) {
-  for (size_t i = 0; i < std::size(c.queries); ++i) sum.queries[i] += c.queries[i];
-  for (size_t i = 0; i < std::size(c.responses); ++i) sum.responses[i] += c.responses[i];
-  sum.dropped += c.dropped;
-  sum.truncated += c.truncated;
-  sum.rx_packets += c.rx_packets;
-  sum.tx_packets += c.tx_packets;
-  sum.rx_errors += c.rx_errors;
-}
-
 }  // namespace
 
 // ---- UDP ----------------------------------------------------------------------------
@@ -718,7 +708,7 @@ void SocketServer::Stop() {
 
 WorkerCounters SocketServer::Totals() const {
   WorkerCounters sum;
-  for (size_t i = 0; i < counter_count_; ++i) socket_port_internal::Add(sum, counters_[i]);
+  for (size_t i = 0; i < counter_count_; ++i) sum += counters_[i];
   return sum;
 }
 

@@ -361,7 +361,7 @@ TEST(ConfigErrors, AddressesAndPrefixes) {
       ElementsAre(
           R"(tandem.toml:2: server.listen[1]: expected an address and port such as "127.0.0.1:53" or "[::1]:53", got "127.0.0.1")",
           R"(tandem.toml:2: server.listen[2]: expected an address and port such as "127.0.0.1:53" or "[::1]:53", got "::1:53")",
-          R"(tandem.toml:4: dpdk.address[0]: expected an IP address without a port such as "198.18.0.1", got "198.18.0.1:53")",
+          R"(tandem.toml:4: dpdk.address[0]: expected an IP address without a port, with an optional prefix length, such as "198.18.0.1/24", got "198.18.0.1:53")",
           R"(tandem.toml:5: dpdk.exception_iface: expected an interface name of 1 to 15 characters, got "a-very-long-interface")",
           R"(tandem.toml:7: metrics.listen: expected an address and port such as "127.0.0.1:53" or "[::1]:53", got "localhost:9153")",
           R"(tandem.toml:13: zone[0].notify[1]: expected an address with an optional port (default 53) such as "192.0.2.1" or "[2001:db8::1]:5300", got "192.0.2.1:99999")",
