@@ -1,0 +1,196 @@
+// Frame classification and in-place answers.
+//
+//   Ethernet (dst MAC ours? multicast -> kernel; other unicast -> drop)
+//     [802.1Q]
+//     IPv4 / IPv6 (lengths, header checksum, fragments -> kernel)
+//       UDP to port 53 at one of our addresses (lengths, checksum)
+//         -> QueryHandler::Answer in place -> swap MACs, addresses, ports; set lengths,
+//            TTL / hop limit and checksums -> transmit
+//   anything else -> kernel
+#include "dataplane/packet.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include "dataplane/dns/wire.h"
+#include "dataplane/handler.h"
+
+namespace tandem::dataplane {
+namespace {
+
+using dns::Get16;
+using dns::Put16;
+
+constexpr uint16_t kEtherIpv4 = 0x0800;
+constexpr uint16_t kEtherIpv6 = 0x86dd;
+constexpr uint16_t kEtherVlan = 0x8100;
+constexpr uint8_t kProtoUdp = 17;
+constexpr uint16_t kDnsPort = 53;
+constexpr uint8_t kReplyTtl = 64;
+
+// Ones' complement sum of 16-bit words, not folded.
+uint32_t Sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (; n > 1; n -= 2, p += 2) sum += static_cast<uint32_t>(p[0] << 8 | p[1]);
+  if (n) sum += static_cast<uint32_t>(p[0] << 8);
+  return sum;
+}
+
+uint16_t Fold(uint32_t sum) {
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+// Pseudo-header sums (RFC 768, RFC 8200 8.1).
+uint32_t PseudoV4(const uint8_t* ip, uint16_t udp_len) {
+  return Sum16(ip + 12, 8) + kProtoUdp + udp_len;
+}
+uint32_t PseudoV6(const uint8_t* ip, uint32_t udp_len) {
+  return Sum16(ip + 8, 32) + kProtoUdp + (udp_len >> 16) + (udp_len & 0xffff);
+}
+
+uint16_t UdpChecksum(uint32_t pseudo, const uint8_t* udp, size_t len) {
+  uint16_t c = static_cast<uint16_t>(~Fold(Sum16(udp, len, pseudo)));
+  return c == 0 ? 0xffff : c;
+}
+
+bool IsOurV4(const FrameContext& ctx, const uint8_t* addr) {
+  uint32_t a;
+  std::memcpy(&a, addr, 4);
+  for (int i = 0; i < ctx.nv4; ++i)
+    if (ctx.v4[i] == a) return true;
+  return false;
+}
+
+bool IsOurV6(const FrameContext& ctx, const uint8_t* addr) {
+  for (int i = 0; i < ctx.nv6; ++i)
+    if (std::memcmp(ctx.v6[i], addr, 16) == 0) return true;
+  return false;
+}
+
+void SwapBytes(uint8_t* a, uint8_t* b, size_t n) {
+  uint8_t tmp[16];
+  std::memcpy(tmp, a, n);
+  std::memcpy(a, b, n);
+  std::memcpy(b, tmp, n);
+}
+
+FrameResult Drop(uint64_t& counter) {
+  ++counter;
+  return {FrameVerdict::kDrop};
+}
+
+constexpr FrameResult kKernel{FrameVerdict::kToKernel};
+
+// Answers the DNS payload at `udp + 8` in place; returns its new length (0: no answer).
+size_t AnswerPayload(uint8_t* udp, size_t query_len, size_t cap, const zone::Snapshot* snapshot,
+                     const QueryHandler& handler, WorkerCounters& counters) {
+  return handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters);
+}
+
+FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
+                 const FrameContext& ctx, const zone::Snapshot* snapshot,
+                 const QueryHandler& handler, WorkerCounters& c) {
+  uint8_t* ip = frame + l2;
+  if (len < l2 + 20u || (ip[0] >> 4) != 4) return Drop(c.malformed);
+  uint32_t ihl = (ip[0] & 0x0f) * 4u;
+  uint32_t total = Get16(ip + 2);
+  if (ihl < 20 || total < ihl || l2 + total > len) return Drop(c.malformed);
+  if (ip[9] != kProtoUdp || (Get16(ip + 6) & 0x3fff) != 0 || !IsOurV4(ctx, ip + 16)) return kKernel;
+  if (!(rx_flags & kRxIpChecksumGood) && Fold(Sum16(ip, ihl)) != 0xffff) return Drop(c.malformed);
+  uint8_t* udp = ip + ihl;
+  if (total < ihl + 8 || Get16(udp + 2) != kDnsPort) return kKernel;
+  uint32_t udp_len = Get16(udp + 4);
+  if (udp_len < 8 || udp_len > total - ihl) return Drop(c.malformed);
+  if (!(rx_flags & kRxL4ChecksumGood) && Get16(udp + 6) != 0 &&
+      Fold(Sum16(udp, udp_len, PseudoV4(ip, static_cast<uint16_t>(udp_len)))) != 0xffff)
+    return Drop(c.malformed);
+
+  if (ihl > 20) {  // answer without IP options: move the UDP datagram up
+    std::memmove(ip + 20, udp, udp_len);
+    udp = ip + 20;
+    ip[0] = 0x45;
+  }
+  size_t cap = std::min<size_t>(room - (l2 + 28u), ctx.mtu - 28u);
+  size_t n = AnswerPayload(udp, udp_len - 8, cap, snapshot, handler, c);
+  if (n == 0) return {FrameVerdict::kDrop};
+
+  SwapBytes(frame, frame + 6, 6);
+  SwapBytes(ip + 12, ip + 16, 4);
+  SwapBytes(udp, udp + 2, 2);
+  uint16_t new_udp = static_cast<uint16_t>(n + 8);
+  Put16(ip + 2, static_cast<uint16_t>(20 + new_udp));
+  Put16(ip + 4, 0);       // identification: unfragmented
+  Put16(ip + 6, 0x4000);  // DF
+  ip[8] = kReplyTtl;
+  Put16(ip + 10, 0);
+  Put16(udp + 4, new_udp);
+  Put16(udp + 6, 0);
+  if (ctx.tx_checksum_offload) {
+    Put16(udp + 6, Fold(PseudoV4(ip, new_udp)));
+  } else {
+    Put16(ip + 10, static_cast<uint16_t>(~Fold(Sum16(ip, 20))));
+    Put16(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
+  }
+  return {FrameVerdict::kTransmit, l2 + 20u + new_udp, l2, 20, true};
+}
+
+FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
+                 const FrameContext& ctx, const zone::Snapshot* snapshot,
+                 const QueryHandler& handler, WorkerCounters& c) {
+  uint8_t* ip = frame + l2;
+  if (len < l2 + 40u || (ip[0] >> 4) != 6) return Drop(c.malformed);
+  uint32_t payload = Get16(ip + 4);
+  if (l2 + 40u + payload > len) return Drop(c.malformed);
+  // Extension headers (fragments among them) are left to the kernel.
+  if (ip[6] != kProtoUdp || !IsOurV6(ctx, ip + 24)) return kKernel;
+  uint8_t* udp = ip + 40;
+  if (payload < 8 || Get16(udp + 2) != kDnsPort) return kKernel;
+  uint32_t udp_len = Get16(udp + 4);
+  if (udp_len < 8 || udp_len > payload) return Drop(c.malformed);
+  // The UDP checksum is mandatory over IPv6.
+  if (!(rx_flags & kRxL4ChecksumGood) &&
+      (Get16(udp + 6) == 0 || Fold(Sum16(udp, udp_len, PseudoV6(ip, udp_len))) != 0xffff))
+    return Drop(c.malformed);
+
+  size_t cap = std::min<size_t>(room - (l2 + 48u), ctx.mtu - 48u);
+  size_t n = AnswerPayload(udp, udp_len - 8, cap, snapshot, handler, c);
+  if (n == 0) return {FrameVerdict::kDrop};
+
+  SwapBytes(frame, frame + 6, 6);
+  SwapBytes(ip + 8, ip + 24, 16);
+  SwapBytes(udp, udp + 2, 2);
+  uint16_t new_udp = static_cast<uint16_t>(n + 8);
+  Put16(ip + 4, new_udp);
+  ip[7] = kReplyTtl;
+  Put16(udp + 4, new_udp);
+  Put16(udp + 6, 0);
+  if (ctx.tx_checksum_offload)
+    Put16(udp + 6, Fold(PseudoV6(ip, new_udp)));
+  else
+    Put16(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
+  return {FrameVerdict::kTransmit, l2 + 40u + new_udp, l2, 40, false};
+}
+
+}  // namespace
+
+FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
+                         const FrameContext& ctx, const zone::Snapshot* snapshot,
+                         const QueryHandler& handler, WorkerCounters& c) {
+  ++c.rx_packets;
+  if (len < 14 || room < len) return Drop(c.malformed);
+  if (frame[0] & 1) return kKernel;  // broadcast and multicast: ARP, neighbour discovery
+  if (std::memcmp(frame, ctx.mac, 6) != 0) return Drop(c.not_for_us);
+  uint8_t l2 = 14;
+  uint16_t type = Get16(frame + 12);
+  if (type == kEtherVlan) {
+    if (len < 18) return Drop(c.malformed);
+    type = Get16(frame + 16);
+    l2 = 18;
+  }
+  if (room < l2 + 48u + 512u) return kKernel;  // no room to answer in place
+  if (type == kEtherIpv4) return Ipv4(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c);
+  if (type == kEtherIpv6) return Ipv6(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c);
+  return kKernel;
+}
+
+}  // namespace tandem::dataplane

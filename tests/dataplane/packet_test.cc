@@ -1,0 +1,211 @@
+// The per-frame step of the poll-mode path: classification, in-place answers with
+// swapped addresses and valid checksums, and hostile frames counted, never answered.
+#include "dataplane/packet.h"
+
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+
+#include <cstring>
+#include <vector>
+
+#include "control/zone_file.h"
+#include "dataplane/dns/wire.h"
+#include "dataplane/handler.h"
+#include "dataplane/zone/snapshot.h"
+#include "tests/testing/dns_message.h"
+
+namespace tandem::dataplane {
+namespace {
+
+const uint8_t kOurMac[6] = {0x02, 0, 0, 0, 0, 1};
+const uint8_t kPeerMac[6] = {0x02, 0, 0, 0, 0, 2};
+
+uint16_t Checksum(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  for (; n > 1; n -= 2, p += 2) sum += p[0] << 8 | p[1];
+  if (n) sum += p[0] << 8;
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return static_cast<uint16_t>(sum);
+}
+
+struct Frames : ::testing::Test {
+  void SetUp() override {
+    auto z = control::LoadZoneText("example.com",
+                                   "$ORIGIN example.com.\n$TTL 60\n@ SOA ns h 1 2 3 4 5\n@ NS ns\nns A 192.0.2.1\nwww A 192.0.2.80\n");
+    ASSERT_TRUE(z.ok()) << z.status();
+    snapshot = std::make_unique<zone::Snapshot>(std::vector<std::shared_ptr<const zone::Zone>>{z->zone});
+    std::memcpy(ctx.mac, kOurMac, 6);
+    inet_pton(AF_INET, "198.18.0.1", &ctx.v4[0]);
+    ctx.nv4 = 1;
+    inet_pton(AF_INET6, "2001:db8::1", ctx.v6[0]);
+    ctx.nv6 = 1;
+  }
+
+  // An Ethernet frame carrying a DNS query over UDP from the peer to us.
+  std::vector<uint8_t> Frame(bool v6, const std::vector<uint8_t>& dns, bool vlan = false,
+                             uint16_t dport = 53) {
+    std::vector<uint8_t> f(kOurMac, kOurMac + 6);
+    f.insert(f.end(), kPeerMac, kPeerMac + 6);
+    if (vlan) f.insert(f.end(), {0x81, 0x00, 0x00, 0x07});
+    f.insert(f.end(), {static_cast<uint8_t>(v6 ? 0x86 : 0x08), static_cast<uint8_t>(v6 ? 0xdd : 0x00)});
+    size_t ip = f.size();
+    uint16_t udp_len = static_cast<uint16_t>(8 + dns.size());
+    if (!v6) {
+      uint8_t h[20] = {0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0};
+      dns::Put16(h + 2, static_cast<uint16_t>(20 + udp_len));
+      inet_pton(AF_INET, "198.18.0.2", h + 12);
+      inet_pton(AF_INET, "198.18.0.1", h + 16);
+      dns::Put16(h + 10, static_cast<uint16_t>(~Checksum(h, 20)));
+      f.insert(f.end(), h, h + 20);
+    } else {
+      uint8_t h[40] = {0x60, 0, 0, 0, 0, 0, 17, 64};
+      dns::Put16(h + 4, udp_len);
+      inet_pton(AF_INET6, "2001:db8::2", h + 8);
+      inet_pton(AF_INET6, "2001:db8::1", h + 24);
+      f.insert(f.end(), h, h + 40);
+    }
+    size_t udp = f.size();
+    uint8_t u[8] = {0x30, 0x39};
+    dns::Put16(u + 2, dport);
+    dns::Put16(u + 4, udp_len);
+    f.insert(f.end(), u, u + 8);
+    f.insert(f.end(), dns.begin(), dns.end());
+    dns::Put16(&f[udp + 6], static_cast<uint16_t>(~Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len))));
+    return f;
+  }
+
+  static uint32_t Pseudo(const std::vector<uint8_t>& f, size_t ip, bool v6, uint16_t udp_len) {
+    return v6 ? Checksum(&f[ip + 8], 32) + 17 + udp_len : Checksum(&f[ip + 12], 8) + 17 + udp_len;
+  }
+
+  FrameResult Run(std::vector<uint8_t>& f, uint32_t flags = 0) {
+    size_t len = f.size();
+    f.resize(2048);
+    FrameResult r = ProcessFrame(f.data(), static_cast<uint32_t>(len), 2048, flags, ctx,
+                                 snapshot.get(), handler, counters);
+    if (r.verdict == FrameVerdict::kTransmit) f.resize(r.length);
+    else f.resize(len);
+    return r;
+  }
+
+  FrameContext ctx;
+  QueryHandler handler;
+  WorkerCounters counters;
+  std::unique_ptr<zone::Snapshot> snapshot;
+};
+
+TEST_F(Frames, AnswersIpv4InPlace) {
+  auto f = Frame(false, testing::MakeQuery("www.example.com", 1));
+  FrameResult r = Run(f);
+  ASSERT_EQ(r.verdict, FrameVerdict::kTransmit);
+  EXPECT_EQ(std::memcmp(&f[0], kPeerMac, 6), 0);
+  EXPECT_EQ(std::memcmp(&f[6], kOurMac, 6), 0);
+  char src[INET_ADDRSTRLEN], dst[INET_ADDRSTRLEN];
+  inet_ntop(AF_INET, &f[14 + 12], src, sizeof src);
+  inet_ntop(AF_INET, &f[14 + 16], dst, sizeof dst);
+  EXPECT_STREQ(src, "198.18.0.1");  // the reply comes from the address queried
+  EXPECT_STREQ(dst, "198.18.0.2");
+  EXPECT_EQ(dns::Get16(&f[14 + 2]), f.size() - 14);
+  EXPECT_EQ(Checksum(&f[14], 20), 0xffff);
+  EXPECT_EQ(dns::Get16(&f[34]), 53);      // source port
+  EXPECT_EQ(dns::Get16(&f[36]), 0x3039);  // back to the client's port
+  uint16_t udp_len = dns::Get16(&f[38]);
+  EXPECT_EQ(udp_len, f.size() - 34);
+  EXPECT_EQ(Checksum(&f[34], udp_len, Pseudo(f, 14, false, udp_len)), 0xffff);
+  testing::Decoded d = testing::Decode(&f[42], f.size() - 42);
+  ASSERT_TRUE(d.ok);
+  EXPECT_TRUE(d.aa);
+  ASSERT_EQ(d.answer.size(), 1u);
+  EXPECT_EQ(d.answer[0].rdata, "192.0.2.80");
+}
+
+TEST_F(Frames, AnswersIpv6AndVlan) {
+  auto f = Frame(true, testing::MakeQuery("www.example.com", 1), true);
+  FrameResult r = Run(f);
+  ASSERT_EQ(r.verdict, FrameVerdict::kTransmit);
+  EXPECT_EQ(r.l2_len, 18);
+  size_t ip = 18, udp = 58;
+  uint16_t udp_len = dns::Get16(&f[udp + 4]);
+  EXPECT_EQ(dns::Get16(&f[ip + 4]), udp_len);
+  EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, true, udp_len)), 0xffff);
+  char src[INET6_ADDRSTRLEN];
+  inet_ntop(AF_INET6, &f[ip + 8], src, sizeof src);
+  EXPECT_STREQ(src, "2001:db8::1");
+  EXPECT_TRUE(testing::Decode(&f[udp + 8], udp_len - 8).ok);
+}
+
+TEST_F(Frames, OtherTrafficGoesToTheKernel) {
+  auto arp = Frame(false, {});
+  std::memset(arp.data(), 0xff, 6);  // broadcast
+  arp[12] = 0x08;
+  arp[13] = 0x06;
+  EXPECT_EQ(Run(arp).verdict, FrameVerdict::kToKernel);
+  auto other_port = Frame(false, testing::MakeQuery("www.example.com", 1), false, 54);
+  EXPECT_EQ(Run(other_port).verdict, FrameVerdict::kToKernel);
+  auto tcp = Frame(false, testing::MakeQuery("www.example.com", 1));
+  tcp[14 + 9] = 6;
+  EXPECT_EQ(Run(tcp).verdict, FrameVerdict::kToKernel);
+  auto fragment = Frame(false, testing::MakeQuery("www.example.com", 1));
+  fragment[14 + 6] = 0x20;  // MF
+  EXPECT_EQ(Run(fragment).verdict, FrameVerdict::kToKernel);
+  EXPECT_EQ(counters.malformed, 0u);
+}
+
+TEST_F(Frames, ForeignUnicastIsDropped) {
+  auto f = Frame(false, testing::MakeQuery("www.example.com", 1));
+  f[5] = 9;
+  EXPECT_EQ(Run(f).verdict, FrameVerdict::kDrop);
+  EXPECT_EQ(counters.not_for_us, 1u);
+}
+
+TEST_F(Frames, BadChecksumsAndLengthsAreCounted) {
+  auto bad_ip = Frame(false, testing::MakeQuery("www.example.com", 1));
+  bad_ip[14 + 10] ^= 1;
+  EXPECT_EQ(Run(bad_ip).verdict, FrameVerdict::kDrop);
+  auto bad_udp = Frame(false, testing::MakeQuery("www.example.com", 1));
+  bad_udp[bad_udp.size() - 1] ^= 1;
+  EXPECT_EQ(Run(bad_udp).verdict, FrameVerdict::kDrop);
+  auto v6_zero = Frame(true, testing::MakeQuery("www.example.com", 1));
+  v6_zero[54 + 6] = v6_zero[54 + 7] = 0;
+  EXPECT_EQ(Run(v6_zero).verdict, FrameVerdict::kDrop);
+  auto long_udp = Frame(false, testing::MakeQuery("www.example.com", 1));
+  dns::Put16(&long_udp[38], 900);
+  EXPECT_EQ(Run(long_udp).verdict, FrameVerdict::kDrop);
+  EXPECT_EQ(counters.malformed, 4u);
+}
+
+TEST_F(Frames, OffloadedChecksumsAreTrusted) {
+  auto f = Frame(false, testing::MakeQuery("www.example.com", 1));
+  f[41] ^= 0xff;  // a wrong UDP checksum the NIC reported good is not re-checked
+  EXPECT_EQ(Run(f, kRxIpChecksumGood | kRxL4ChecksumGood).verdict, FrameVerdict::kTransmit);
+}
+
+TEST_F(Frames, TruncationAtEveryLengthNeverAnswersGarbage) {
+  for (bool v6 : {false, true}) {
+    auto full = Frame(v6, testing::MakeQuery("www.example.com", 1));
+    for (size_t cut = 0; cut < full.size(); ++cut) {
+      std::vector<uint8_t> f(full.begin(), full.begin() + cut);
+      FrameResult r = Run(f);
+      EXPECT_NE(r.verdict, FrameVerdict::kTransmit) << cut;
+    }
+  }
+}
+
+TEST_F(Frames, QueriesWithQrSetGetNothing) {
+  auto q = testing::MakeQuery("www.example.com", 1);
+  q[2] |= 0x80;
+  auto f = Frame(false, q);
+  EXPECT_EQ(Run(f).verdict, FrameVerdict::kDrop);
+}
+
+TEST_F(Frames, ResponsesFitTheMtu) {
+  ctx.mtu = 576;  // the handler's UDP limit becomes 548 bytes of DNS at most
+  testing::QueryOptions o;
+  o.edns = true;
+  o.udp_size = 4096;
+  auto f = Frame(false, testing::MakeQuery("www.example.com", 1, o));
+  ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit);
+  EXPECT_LE(f.size() - 14, 576u);
+}
+
+}  // namespace
+}  // namespace tandem::dataplane
