@@ -5,6 +5,7 @@
 #include "absl/strings/str_join.h"
 #include "control/log.h"
 #include "control/zone_file.h"
+#include "dataplane/dpdk_port.h"
 #include "dataplane/socket_port.h"
 #include "dataplane/zone/snapshot.h"
 
@@ -12,9 +13,8 @@ namespace tandem::control {
 
 absl::Status CheckSupported(const config::Config& cfg) {
   std::vector<std::string> errors;
-  if (cfg.server.mode != "socket")
-    errors.push_back(absl::StrCat(cfg.path, ": server.mode \"", cfg.server.mode,
-                                  "\" is not available in this build; use \"socket\""));
+  if (cfg.server.mode == "dpdk" && cfg.dpdk.address.empty())
+    errors.push_back(absl::StrCat(cfg.path, ": dpdk.address: mode \"dpdk\" needs at least one address to answer on"));
   for (const auto& z : cfg.zones) {
     if (!z.sources.empty())
       errors.push_back(absl::StrCat(cfg.path, ":", z.line, ": zone ", z.name,
@@ -56,12 +56,23 @@ void Daemon::PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot) {
   last_publish_duration_ = last_publish_ - t0;
 }
 
+namespace {
+
+// "ADDR[/LEN]" -> "ADDR:53" or "[ADDR]:53": where the kernel TCP listener serves the
+// poll-mode addresses.
+std::string TcpEndpointFor(const std::string& address) {
+  std::string a = address.substr(0, address.find('/'));
+  return a.find(':') == std::string::npos ? absl::StrCat(a, ":53") : absl::StrCat("[", a, "]:53");
+}
+
+}  // namespace
+
 absl::Status Daemon::Start() {
   std::lock_guard<std::mutex> lock(mu_);
   auto snapshot = BuildSnapshot(cfg_);
   if (!snapshot.ok()) return snapshot.status();
-  // Readers: the UDP workers of every listen address and the TCP thread.
-  unsigned readers = static_cast<unsigned>(cfg_.server.workers * cfg_.server.listen.size() + 8);
+  // Readers: the UDP workers or lcores, and the TCP thread.
+  unsigned readers = static_cast<unsigned>(cfg_.server.workers * (cfg_.server.listen.size() + 1) + 8);
   publisher_ = std::make_unique<dataplane::SnapshotPublisher>(readers);
   PublishLocked(std::move(*snapshot));
 
@@ -70,12 +81,40 @@ absl::Status Daemon::Start() {
   opts.workers = cfg_.server.workers;
   opts.tcp_idle_timeout = cfg_.server.tcp_idle_timeout;
   opts.tcp_max_connections = cfg_.server.tcp_max_connections;
+  if (cfg_.server.mode == "dpdk") {
+    dataplane::DpdkPortOptions d{cfg_.dpdk.eal_args, cfg_.dpdk.address, cfg_.dpdk.exception_iface,
+                                 cfg_.server.workers};
+    auto dpdk = dataplane::DpdkServer::Start(d, *publisher_, handler_);
+    if (!dpdk.ok()) return dpdk.status();
+    dpdk_ = std::move(*dpdk);
+    for (const auto& p : dpdk_->ports())
+      LogInfo("dpdk: port ", p.port_id, " ", p.name, " mac ", p.mac, ", ", p.queues, " queues",
+              p.rss ? ", RSS" : "", p.tx_checksum_offload ? ", checksum offload" : "");
+    // TCP reaches the host stack through the exception interface, which now holds the
+    // addresses: the kernel listener serves it there. No kernel UDP socket.
+    opts.listen.clear();
+    for (const auto& a : cfg_.dpdk.address) opts.listen.push_back(TcpEndpointFor(a));
+    opts.udp = false;
+  }
   auto server = dataplane::SocketServer::Start(opts, *publisher_, handler_);
   if (!server.ok()) return server.status();
   sockets_ = std::move(*server);
-  LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.server.listen, ", "),
-          " (UDP and TCP, socket mode, ", cfg_.server.workers, " workers)");
+  if (dpdk_)
+    LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.dpdk.address, ", "),
+            " (UDP on the poll-mode path with ", cfg_.server.workers, " lcores, TCP through ",
+            cfg_.dpdk.exception_iface, ")");
+  else
+    LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.server.listen, ", "),
+            " (UDP and TCP, socket mode, ", cfg_.server.workers, " workers)");
   return absl::OkStatus();
+}
+
+std::vector<std::string> Daemon::PortDescriptions() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<std::string> out;
+  if (dpdk_)
+    for (const auto& p : dpdk_->ports()) out.push_back(absl::StrCat(p.name, " ", p.mac));
+  return out;
 }
 
 absl::Status Daemon::Reload() {
@@ -116,6 +155,10 @@ void Daemon::Stop() {
     sockets_->Stop();
     sockets_.reset();
   }
+  if (dpdk_) {
+    dpdk_->Stop();
+    dpdk_.reset();
+  }
 }
 
 DaemonStatus Daemon::Status() const {
@@ -131,8 +174,15 @@ DaemonStatus Daemon::Status() const {
   s.reload_failures = reload_failures_;
   s.last_publish = last_publish_;
   s.last_publish_duration = last_publish_duration_;
+  if (dpdk_) {
+    std::vector<dataplane::WorkerCounters> each = dpdk_->PerWorker();
+    for (size_t i = 0; i < each.size(); ++i) {
+      s.totals += each[i];
+      s.per_worker.emplace_back(absl::StrCat("lcore", i), each[i]);
+    }
+  }
   if (sockets_) {
-    s.totals = sockets_->Totals();
+    s.totals += sockets_->Totals();
     std::vector<dataplane::WorkerCounters> each = sockets_->PerWorker();
     for (size_t i = 0; i < each.size(); ++i)
       s.per_worker.emplace_back(i + 1 == each.size() ? std::string("tcp") : absl::StrCat("udp", i), each[i]);

@@ -20,6 +20,7 @@
 
 namespace tandem::dataplane {
 class SocketServer;
+class DpdkServer;
 }
 
 namespace tandem::control {
@@ -63,6 +64,8 @@ class Daemon {
   ~Daemon();
 
   absl::Status Start();
+  // In mode "dpdk": the ports the EAL found (for logs and tests).
+  std::vector<std::string> PortDescriptions() const;
   // Re-reads the config file and every zone file; adds, removes and changes zones without
   // dropping a query. On any error nothing changes and the error says why. Settings that
   // need a restart (server.mode, listen, workers) are reported in a warning and kept.
@@ -85,7 +88,8 @@ class Daemon {
   absl::Duration last_publish_duration_;
   dataplane::QueryHandler handler_;
   std::unique_ptr<dataplane::SnapshotPublisher> publisher_;
-  std::unique_ptr<dataplane::SocketServer> sockets_;
+  std::unique_ptr<dataplane::DpdkServer> dpdk_;      // mode "dpdk": UDP on the poll-mode path
+  std::unique_ptr<dataplane::SocketServer> sockets_;  // UDP and TCP; TCP only in mode "dpdk"
 };
 
 }  // namespace tandem::control

@@ -165,6 +165,8 @@ absl::StatusOr<std::unique_ptr<Listener>> BindListener(const Endpoint& requested
   }
 }
 
+int UdpWorkers(const SocketPortOptions& options) { return options.udp ? options.workers : 0; }
+
 absl::Status Validate(const SocketPortOptions& options) {
   if (options.listen.empty()) return absl::InvalidArgumentError("socket port: no listen address");
   if (options.workers < 1 || options.workers > 1024)
@@ -628,13 +630,14 @@ using socket_port_internal::BindListener;
 using socket_port_internal::Listener;
 using socket_port_internal::TcpLoop;
 using socket_port_internal::UdpContext;
+using socket_port_internal::UdpWorkers;
 using socket_port_internal::UdpWorker;
 
 SocketServer::SocketServer(const SocketPortOptions& options, SnapshotPublisher& publisher,
                            const QueryHandler& handler)
     : publisher_(publisher),
       handler_(handler),
-      counter_count_(options.listen.size() * options.workers + 1),
+      counter_count_(options.listen.size() * UdpWorkers(options) + 1),
       counters_(std::make_unique<WorkerCounters[]>(counter_count_)) {}
 
 absl::StatusOr<std::unique_ptr<SocketServer>> SocketServer::Start(const SocketPortOptions& options,
@@ -648,7 +651,7 @@ absl::StatusOr<std::unique_ptr<SocketServer>> SocketServer::Start(const SocketPo
     if (!endpoint)
       return absl::InvalidArgumentError(absl::StrCat(text, ": not an ADDR:PORT listen address"));
     absl::StatusOr<std::unique_ptr<Listener>> listener =
-        BindListener(*endpoint, options.workers, text);
+        BindListener(*endpoint, UdpWorkers(options), text);
     if (!listener.ok()) return listener.status();
     server->bound_.push_back((*listener)->bound);
     tcp_fds.push_back((*listener)->tcp.get());

@@ -33,6 +33,7 @@ struct SocketPortOptions {
   int workers = 1;                  // UDP threads per listen address (SO_REUSEPORT sockets)
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int tcp_max_connections = 1024;  // across all listeners
+  bool udp = true;  // false: TCP only (dpdk mode answers UDP on the poll-mode path)
 };
 
 class SocketServer {
