@@ -19,7 +19,8 @@ namespace {
 constexpr size_t kMaxErrors = 50;
 
 struct LoadState {
-  zone::ZoneBuilder* builder;
+  zone::ZoneBuilder* builder;       // records go here, or
+  std::vector<dns::Record>* out;    // here
   std::vector<std::string> files;  // index = zone::Position::file
   std::vector<std::string> errors;
 
@@ -43,6 +44,12 @@ void OnRecord(zs_scanner_t* s) {
     st->errors.push_back(absl::StrCat(st->Where(where), ": class ", s->r_class, " records are not served (only IN)"));
     return;
   }
+  if (st->out) {
+    st->out->push_back({std::string(reinterpret_cast<const char*>(s->r_owner), s->r_owner_length),
+                        s->r_type, s->r_class, s->r_ttl,
+                        std::string(reinterpret_cast<const char*>(s->r_data), s->r_data_length)});
+    return;
+  }
   st->builder->Add(s->r_owner, s->r_owner_length, s->r_type, s->r_ttl, s->r_data,
                    static_cast<uint16_t>(s->r_data_length), where);
 }
@@ -54,14 +61,12 @@ void OnError(zs_scanner_t* s) {
     st->errors.push_back(absl::StrCat(st->Where(where), ": ", zs_strerror(s->error.code)));
 }
 
-absl::StatusOr<LoadedZone> Load(const std::string& zone_name, const std::string& path,
-                                const std::string* text) {
+// Runs libzscanner over the file (or text) into `st`; errors come back joined.
+absl::Status Parse(const std::string& zone_name, const std::string& path, const std::string* text,
+                   LoadState& st) {
   auto apex = dns::NameFromText(zone_name);
   if (!apex.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": zone name: ", apex.status().message()));
   std::string origin = dns::NameToText(reinterpret_cast<const uint8_t*>(apex->data()));
-  zone::ZoneBuilder builder(*apex);
-  LoadState st{&builder, {path}, {}};
-
   auto scanner = std::make_unique<zs_scanner_t>();
   if (zs_init(scanner.get(), origin.c_str(), dns::kClassIn, 3600) != 0)
     return absl::InternalError(absl::StrCat(path, ": cannot initialise the zone parser"));
@@ -76,6 +81,16 @@ absl::StatusOr<LoadedZone> Load(const std::string& zone_name, const std::string&
   zs_parse_all(scanner.get());
   zs_deinit(scanner.get());
   if (!st.errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(st.errors, "\n"));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<LoadedZone> Load(const std::string& zone_name, const std::string& path,
+                                const std::string* text) {
+  auto apex = dns::NameFromText(zone_name);
+  if (!apex.ok()) return absl::InvalidArgumentError(absl::StrCat(path, ": zone name: ", apex.status().message()));
+  zone::ZoneBuilder builder(*apex);
+  LoadState st{&builder, nullptr, {path}, {}};
+  if (auto s = Parse(zone_name, path, text, st); !s.ok()) return s;
 
   LoadedZone out;
   out.records = builder.record_count();
@@ -98,6 +113,18 @@ absl::StatusOr<LoadedZone> LoadZoneFile(const std::string& zone_name, const std:
 absl::StatusOr<LoadedZone> LoadZoneText(const std::string& zone_name, const std::string& text,
                                         const std::string& path) {
   return Load(zone_name, path, &text);
+}
+
+}  // namespace tandem::control
+
+namespace tandem::control {
+
+absl::StatusOr<std::vector<dns::Record>> ReadZoneRecords(const std::string& zone_name,
+                                                         const std::string& path) {
+  std::vector<dns::Record> records;
+  LoadState st{nullptr, &records, {path}, {}};
+  if (auto s = Parse(zone_name, path, nullptr, st); !s.ok()) return s;
+  return records;
 }
 
 }  // namespace tandem::control

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "dataplane/dns/record.h"
 #include "dataplane/zone/snapshot.h"
 
 namespace tandem::control {
@@ -23,5 +24,9 @@ absl::StatusOr<LoadedZone> LoadZoneFile(const std::string& zone_name, const std:
 // The same for zone text in memory (tests, fuzzing); `path` names it in messages.
 absl::StatusOr<LoadedZone> LoadZoneText(const std::string& zone_name, const std::string& text,
                                         const std::string& path = "<text>");
+
+// Reads a master file's records as they are, any class (saved zone copies).
+absl::StatusOr<std::vector<dns::Record>> ReadZoneRecords(const std::string& zone_name,
+                                                         const std::string& path);
 
 }  // namespace tandem::control

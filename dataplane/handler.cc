@@ -250,7 +250,7 @@ size_t HeaderOnly(const uint8_t* query, uint8_t* out, uint8_t rcode) {
 
 size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
                             uint8_t* out, size_t out_cap, Transport transport,
-                            WorkerCounters& counters) const {
+                            WorkerCounters& counters, const sockaddr* client) const {
   ++counters.queries[static_cast<int>(transport)];
   dns::Query q;
   dns::QueryVerdict verdict = dns::ParseQuery(query, query_len, &q);
@@ -278,6 +278,12 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
     rcode = dns::kFormErr;
   } else if (verdict == dns::QueryVerdict::kBadVersion) {
     rcode = dns::kBadVers;
+  } else if (opcode == dns::kOpNotify && options_.notify != nullptr) {
+    // RFC 1996: acknowledge with the question echoed and AA set; the sink decides.
+    LookupName zone_name;
+    zone_name.Set(q.qname.data, q.qname.length);
+    rcode = options_.notify->OnNotify(zone_name.data, zone_name.len, client);
+    aa = rcode == dns::kNoError;
   } else if (opcode != dns::kOpQuery) {
     rcode = dns::kNotImp;
   } else if (q.qclass != dns::kClassIn && q.qclass != dns::kClassAny) {

@@ -8,15 +8,27 @@
 
 #include "dataplane/counters.h"
 
+struct sockaddr;
+
 namespace tandem::zone {
 class Snapshot;
 }
 
 namespace tandem::dataplane {
 
+// Receives NOTIFY messages (RFC 1996) for the control plane. Called from workers, for
+// NOTIFY only (never for queries); returns the rcode of the acknowledgement: NOERROR when
+// accepted (a refresh is scheduled), REFUSED or NOTAUTH otherwise.
+class NotifySink {
+ public:
+  virtual ~NotifySink() = default;
+  virtual uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) = 0;
+};
+
 struct HandlerOptions {
   uint16_t udp_max_payload = 1232;  // cap on the client's advertised EDNS UDP size
   int max_cname_chain = 8;          // CNAME/DNAME links followed inside a zone
+  NotifySink* notify = nullptr;     // NOTIFY is answered NOTIMP without one
 };
 
 class QueryHandler {
@@ -26,11 +38,14 @@ class QueryHandler {
   // Answers `query` into `out` (which may alias `query`: the header and question are
   // answered in place). `out_cap` is the buffer size: 65535 or more for TCP, at least the
   // UDP payload cap for UDP. Returns the response length, or 0 when nothing is to be sent.
+  // `client` (may be null) is the sender, for NOTIFY access checks.
   size_t Answer(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
-                uint8_t* out, size_t out_cap, Transport transport,
-                WorkerCounters& counters) const;
+                uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
+                const sockaddr* client = nullptr) const;
 
   const HandlerOptions& options() const { return options_; }
+  // Set before any port starts; the sink must outlive the ports.
+  void set_notify_sink(NotifySink* sink) { options_.notify = sink; }
 
  private:
   HandlerOptions options_;

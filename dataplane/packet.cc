@@ -9,6 +9,8 @@
 //   anything else -> kernel
 #include "dataplane/packet.h"
 
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <cstring>
 
@@ -81,10 +83,34 @@ FrameResult Drop(uint64_t& counter) {
 
 constexpr FrameResult kKernel{FrameVerdict::kToKernel};
 
+// The sender as a socket address, for NOTIFY access checks (NOTIFY only: queries do not
+// pay for it).
+const sockaddr* NotifySender(const uint8_t* ip, const uint8_t* udp, size_t query_len, bool v6,
+                             sockaddr_storage* ss) {
+  if (query_len < 3 || ((udp[8 + 2] >> 3) & 0x0f) != 4) return nullptr;
+  if (v6) {
+    auto* a = reinterpret_cast<sockaddr_in6*>(ss);
+    *a = {};
+    a->sin6_family = AF_INET6;
+    std::memcpy(&a->sin6_addr, ip + 8, 16);
+    std::memcpy(&a->sin6_port, udp, 2);
+  } else {
+    auto* a = reinterpret_cast<sockaddr_in*>(ss);
+    *a = {};
+    a->sin_family = AF_INET;
+    std::memcpy(&a->sin_addr, ip + 12, 4);
+    std::memcpy(&a->sin_port, udp, 2);
+  }
+  return reinterpret_cast<const sockaddr*>(ss);
+}
+
 // Answers the DNS payload at `udp + 8` in place; returns its new length (0: no answer).
-size_t AnswerPayload(uint8_t* udp, size_t query_len, size_t cap, const zone::Snapshot* snapshot,
-                     const QueryHandler& handler, WorkerCounters& counters) {
-  return handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters);
+size_t AnswerPayload(const uint8_t* ip, uint8_t* udp, size_t query_len, size_t cap, bool v6,
+                     const zone::Snapshot* snapshot, const QueryHandler& handler,
+                     WorkerCounters& counters) {
+  sockaddr_storage ss;
+  const sockaddr* from = NotifySender(ip, udp, query_len, v6, &ss);
+  return handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters, from);
 }
 
 FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
@@ -111,7 +137,7 @@ FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
     ip[0] = 0x45;
   }
   size_t cap = std::min<size_t>(room - (l2 + 28u), ctx.mtu - 28u);
-  size_t n = AnswerPayload(udp, udp_len - 8, cap, snapshot, handler, c);
+  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, false, snapshot, handler, c);
   if (n == 0) return {FrameVerdict::kDrop};
 
   SwapBytes(frame, frame + 6, 6);
@@ -153,7 +179,7 @@ FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
     return Drop(c.malformed);
 
   size_t cap = std::min<size_t>(room - (l2 + 48u), ctx.mtu - 48u);
-  size_t n = AnswerPayload(udp, udp_len - 8, cap, snapshot, handler, c);
+  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, true, snapshot, handler, c);
   if (n == 0) return {FrameVerdict::kDrop};
 
   SwapBytes(frame, frame + 6, 6);

@@ -285,7 +285,8 @@ int UdpWorker::AnswerBurst(int received, const zone::Snapshot* snapshot) {
     Slot& slot = slots_[i];
     auto* buffer = static_cast<uint8_t*>(slot.rx_iov.iov_base);
     size_t len = ctx_.handler->Answer(snapshot, buffer, rx_[i].msg_len, buffer, buffer_size_,
-                                      Transport::kUdp, counters_);
+                                      Transport::kUdp, counters_,
+                                      reinterpret_cast<const sockaddr*>(&slot.peer));
     if (len == 0) continue;
     slot.tx_iov = {buffer, len};
     msghdr& tx = tx_[count++].msg_hdr;
@@ -353,6 +354,7 @@ struct TcpConnection {
   uint32_t generation = 0;  // tells a stale epoll event from one for the slot's new tenant
   uint32_t events = 0;      // the epoll interest registered now
   bool eof = false;         // the client has shut down its sending side
+  sockaddr_storage peer{};  // the client, for NOTIFY access checks
   Clock::time_point last_query;
   size_t in_len = 0;
   size_t out_begin = 0;
@@ -382,7 +384,7 @@ class TcpLoop {
   void Dispatch(const epoll_event& event);
   void Accept(int listener);
   int AcceptOverLimit(int listener);
-  void Open(Fd fd);
+  void Open(Fd fd, const sockaddr_storage& peer);
   void Close(TcpConnection& c);
   bool Service(TcpConnection& c);
   void AnswerFrames(TcpConnection& c);
@@ -475,7 +477,9 @@ void TcpLoop::Dispatch(const epoll_event& event) {
 // Accepts what is waiting; past the connection cap a connection is closed at once.
 void TcpLoop::Accept(int listener) {
   for (int i = 0; i < kBurst; ++i) {
-    Fd fd(accept4(listener, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC));
+    sockaddr_storage peer{};
+    socklen_t peer_len = sizeof peer;
+    Fd fd(accept4(listener, reinterpret_cast<sockaddr*>(&peer), &peer_len, SOCK_NONBLOCK | SOCK_CLOEXEC));
     if (fd.get() < 0) {
       if (errno == EMFILE || errno == ENFILE) {
         counters_.rx_errors += AcceptOverLimit(listener);
@@ -488,7 +492,7 @@ void TcpLoop::Accept(int listener) {
       ++counters_.rx_errors;  // refused at the cap; ~Fd closes it
       continue;
     }
-    Open(std::move(fd));
+    Open(std::move(fd), peer);
   }
 }
 
@@ -503,9 +507,10 @@ int TcpLoop::AcceptOverLimit(int listener) {
   return count;
 }
 
-void TcpLoop::Open(Fd fd) {
+void TcpLoop::Open(Fd fd, const sockaddr_storage& peer) {
   SetInt(fd.get(), IPPROTO_TCP, TCP_NODELAY, 1);  // answers go out whole; no Nagle delay
   auto c = std::make_unique<TcpConnection>();
+  c->peer = peer;
   c->slot = free_.back();
   c->generation = ++generation_ & 0x7fffffff;
   c->events = EPOLLIN;
@@ -573,7 +578,7 @@ void TcpLoop::AnswerFrames(TcpConnection& c) {
     }
     uint8_t* out = c.out.get() + c.out_end;
     size_t n = handler_.Answer(snapshot_, frame + 2, len, out + 2, kTcpFrame - 2, Transport::kTcp,
-                               counters_);
+                               counters_, reinterpret_cast<const sockaddr*>(&c.peer));
     if (n > 0) {
       out[0] = static_cast<uint8_t>(n >> 8);
       out[1] = static_cast<uint8_t>(n);
