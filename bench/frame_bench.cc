@@ -112,7 +112,7 @@ void BM_FramePath(benchmark::State& state) {
     }
   }
   rte_pktmbuf_free_bulk(burst, kBurst);
-  if (answered != state.iterations() * kBurst) state.SkipWithError("a frame was not answered");
+  if (answered != static_cast<uint64_t>(state.iterations()) * kBurst) state.SkipWithError("a frame was not answered");
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()) * kBurst);
 }
 BENCHMARK(BM_FramePath)->Arg(1000)->Arg(100000);

@@ -76,6 +76,18 @@ struct ZoneConfig {
   std::vector<SourceConfig> sources;
   std::vector<PooledName> pooled;
   std::optional<HealthConfig> health;    // per-zone override of [health]
+  // Pulled zones: the SOA timers are clamped to these (as Knot DNS's refresh-min-interval
+  // and friends), NOTIFY is also taken from notify_allow, and a transfer larger than
+  // max_transfer_size bytes is refused.
+  absl::Duration refresh_min = absl::Seconds(2);
+  absl::Duration refresh_max = absl::Hours(24);
+  absl::Duration retry_min = absl::Seconds(2);
+  absl::Duration retry_max = absl::Hours(24);
+  absl::Duration expire_min = absl::Seconds(3);
+  absl::Duration expire_max = absl::Hours(24 * 14);
+  absl::Duration transfer_timeout = absl::Seconds(10);
+  int64_t max_transfer_size = int64_t{1} << 30;
+  std::vector<std::string> notify_allow;  // prefixes, besides the sources' addresses
   int line = 0;                          // line of the [[zone]] header
 };
 

@@ -478,7 +478,9 @@ class Loader {
 
   void ReadZone(const toml::table& t, size_t index, const HealthConfig& health, ZoneConfig* z) {
     Fields f(errors_, t, absl::StrCat("zone[", index, "]"), "in [[zone]]",
-             {"name", "file", "notify", "allow_transfer", "sources", "pooled", "health"});
+             {"name", "file", "notify", "allow_transfer", "sources", "pooled", "health",
+              "refresh_min", "refresh_max", "retry_min", "retry_max", "expire_min", "expire_max",
+              "transfer_timeout", "max_transfer_size", "notify_allow"});
     z->line = f.line();
     f.Require({"name"});
     if (f.String("name", kDomain, DomainCheck, &z->name))
@@ -487,6 +489,15 @@ class Loader {
     f.Strings("notify", kEndpoint53, EndpointCheck(53), &z->notify);
     f.Strings("allow_transfer", kPrefix, PrefixCheck, &z->allow_transfer);
     z->health = ReadHealthOverride(f, health);
+    f.Duration("refresh_min", &z->refresh_min);
+    f.Duration("refresh_max", &z->refresh_max);
+    f.Duration("retry_min", &z->retry_min);
+    f.Duration("retry_max", &z->retry_max);
+    f.Duration("expire_min", &z->expire_min);
+    f.Duration("expire_max", &z->expire_max);
+    f.Duration("transfer_timeout", &z->transfer_timeout);
+    f.Int("max_transfer_size", 512, int64_t{1} << 40, &z->max_transfer_size);
+    f.Strings("notify_allow", kPrefix, PrefixCheck, &z->notify_allow);
     ReadSources(f, z->health.value_or(health), z);
     ReadPooled(f, z);
     CheckZoneKind(f);

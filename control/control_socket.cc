@@ -18,6 +18,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
+#include "absl/strings/str_replace.h"
 #include "control/daemon.h"
 #include "control/log.h"
 
@@ -49,13 +51,15 @@ Value Value::Number(int64_t n) {
   return v;
 }
 
-Value Value::Number(double d) {
+Value Value::Number(double d, int decimals) {
   Value v;
   v.type = Type::kNumber;
   if (!std::isfinite(d)) d = 0;  // JSON has no NaN or infinity
-  v.text = absl::StrFormat("%.3f", d);
-  while (v.text.back() == '0') v.text.pop_back();
-  if (v.text.back() == '.') v.text.pop_back();
+  v.text = absl::StrFormat("%.*f", std::clamp(decimals, 0, 9), d);
+  if (v.text.find('.') != std::string::npos) {
+    while (v.text.back() == '0') v.text.pop_back();
+    if (v.text.back() == '.') v.text.pop_back();
+  }
   if (v.text == "-0") v.text = "0";
   return v;
 }
@@ -102,7 +106,10 @@ namespace {
 size_t Utf8SequenceLength(std::string_view s, size_t i) {
   auto byte = [&](size_t k) { return static_cast<unsigned char>(s[k]); };
   unsigned char c = byte(i);
-  size_t n = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+  size_t n = c >= 0xC2 && c <= 0xDF   ? 2
+             : c >= 0xE0 && c <= 0xEF ? 3
+             : c >= 0xF0 && c <= 0xF4 ? 4
+                                      : 0;
   if (n == 0 || i + n > s.size()) return 0;
   for (size_t k = 1; k < n; ++k)
     if ((byte(i + k) & 0xC0) != 0x80) return 0;
@@ -112,18 +119,16 @@ size_t Utf8SequenceLength(std::string_view s, size_t i) {
   return n;
 }
 
+// RFC 8259's two-character escapes: kEscaped[i] is written as a backslash and
+// kEscapeLetter[i].
+constexpr std::string_view kEscaped = "\"\\\b\f\n\r\t";
+constexpr std::string_view kEscapeLetter = "\"\\bfnrt";
+
 void AppendAsciiEscaped(std::string* out, char c) {
-  switch (c) {
-    case '"': out->append("\\\""); return;
-    case '\\': out->append("\\\\"); return;
-    case '\b': out->append("\\b"); return;
-    case '\f': out->append("\\f"); return;
-    case '\n': out->append("\\n"); return;
-    case '\r': out->append("\\r"); return;
-    case '\t': out->append("\\t"); return;
-    default: break;
-  }
-  if (static_cast<unsigned char>(c) < 0x20) {
+  if (size_t k = kEscaped.find(c); k != std::string_view::npos) {
+    out->push_back('\\');
+    out->push_back(kEscapeLetter[k]);
+  } else if (static_cast<unsigned char>(c) < 0x20) {
     absl::StrAppendFormat(out, "\\u%04x", static_cast<unsigned char>(c));
   } else {
     out->push_back(c);
@@ -151,10 +156,18 @@ void AppendQuoted(std::string* out, std::string_view s) {
 
 void AppendValue(std::string* out, const Value& v) {
   switch (v.type) {
-    case Value::Type::kNull: out->append("null"); return;
-    case Value::Type::kBool: out->append(v.boolean ? "true" : "false"); return;
-    case Value::Type::kNumber: out->append(v.text); return;
-    case Value::Type::kString: AppendQuoted(out, v.text); return;
+    case Value::Type::kNull:
+      out->append("null");
+      return;
+    case Value::Type::kBool:
+      out->append(v.boolean ? "true" : "false");
+      return;
+    case Value::Type::kNumber:
+      out->append(v.text);
+      return;
+    case Value::Type::kString:
+      AppendQuoted(out, v.text);
+      return;
     case Value::Type::kArray:
       out->push_back('[');
       for (size_t i = 0; i < v.items.size(); ++i) {
@@ -216,7 +229,8 @@ class Parser {
   }
   absl::Status Failure() const { return absl::InvalidArgumentError(error_); }
   void SkipSpace() {
-    while (pos_ < s_.size() && (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
+    while (pos_ < s_.size() &&
+           (s_[pos_] == ' ' || s_[pos_] == '\t' || s_[pos_] == '\n' || s_[pos_] == '\r'))
       ++pos_;
   }
   bool Eat(char c) {
@@ -327,12 +341,12 @@ class Parser {
 
   // After "\u": one code point, joining a surrogate pair; a lone surrogate is U+FFFD.
   bool UnicodeEscape(std::string* out) {
-    uint32_t cp;
+    uint32_t cp = 0;
     if (!Hex4(&cp)) return false;
     if (cp >= 0xD800 && cp <= 0xDBFF && s_.substr(pos_, 2) == "\\u") {
       size_t save = pos_;
       pos_ += 2;
-      uint32_t low;
+      uint32_t low = 0;
       if (!Hex4(&low)) return false;
       if (low >= 0xDC00 && low <= 0xDFFF) {
         AppendUtf8(out, 0x10000 + ((cp - 0xD800) << 10) + (low - 0xDC00));
@@ -347,16 +361,15 @@ class Parser {
   bool Escape(std::string* out) {
     if (pos_ >= s_.size()) return Fail("unterminated string");
     char c = s_[pos_++];
-    switch (c) {
-      case '"': case '\\': case '/': out->push_back(c); return true;
-      case 'b': out->push_back('\b'); return true;
-      case 'f': out->push_back('\f'); return true;
-      case 'n': out->push_back('\n'); return true;
-      case 'r': out->push_back('\r'); return true;
-      case 't': out->push_back('\t'); return true;
-      case 'u': return UnicodeEscape(out);
-      default: return Fail("unknown escape");
+    if (c == 'u') return UnicodeEscape(out);
+    if (c == '/') {
+      out->push_back('/');
+      return true;
     }
+    size_t k = kEscapeLetter.find(c);
+    if (k == std::string_view::npos) return Fail("unknown escape");
+    out->push_back(kEscaped[k]);
+    return true;
   }
 
   bool ParseString(std::string* out) {
@@ -428,7 +441,8 @@ bool WaitFor(int fd, short events, int stop_fd, Clock::time_point deadline) {
     auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
     if (left.count() <= 0) return false;
     pollfd fds[2] = {{fd, events, 0}, {stop_fd, POLLIN, 0}};
-    int n = poll(fds, stop_fd >= 0 ? 2 : 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
+    int n =
+        poll(fds, stop_fd >= 0 ? 2 : 1, static_cast<int>(std::min<int64_t>(left.count(), 1000)));
     if (n < 0 && errno != EINTR) return false;
     if (n <= 0) continue;
     if (stop_fd >= 0 && fds[1].revents != 0) return false;
@@ -465,6 +479,14 @@ bool WriteAll(int fd, int stop_fd, Clock::time_point deadline, std::string_view 
     data.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+// Reads and drops what the client sent beyond its request (bounded), so that closing does
+// not reset the connection before the client has read the response.
+void DiscardPending(int fd) {
+  char buf[16384];
+  for (int i = 0; i < 64; ++i)
+    if (recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0) return;
 }
 
 // ---------------------------------------------------------------------------------------
@@ -507,8 +529,9 @@ absl::Status RemoveStaleSocket(const std::string& path) {
   close(fd);
   if (rc == 0 || err == EAGAIN)
     return absl::AlreadyExistsError(absl::StrCat(
-        path, ": another tandemd is listening on this control socket; stop it or set another "
-              "[control] socket"));
+        path,
+        ": another tandemd is listening on this control socket; stop it or set another "
+        "[control] socket"));
   if (err != ECONNREFUSED)
     return absl::FailedPreconditionError(absl::StrCat(path, ": connect: ", ErrnoText(err)));
   if (unlink(path.c_str()) != 0 && errno != ENOENT)
@@ -548,7 +571,7 @@ absl::StatusOr<int> BindSocket(const std::string& path) {
 
 json::Value Ok() { return json::Value::Object().Set("ok", json::Value::Bool(true)); }
 
-json::Value Error(std::string_view message) {
+json::Value Error(const std::string& message) {
   return json::Value::Object()
       .Set("ok", json::Value::Bool(false))
       .Set("error", json::Value::String(message));
@@ -589,7 +612,7 @@ json::Value Counters(const dataplane::WorkerCounters& c) {
 
 // "Example.COM" and "example.com." name the same zone.
 std::string ZoneKey(std::string_view name) {
-  std::string key = absl::AsciiStrToLower(name);
+  std::string key = absl::AsciiStrToLower(std::string(name));
   if (key.empty() || key.back() != '.') key.push_back('.');
   return key;
 }
@@ -601,16 +624,19 @@ struct Request {
 
 absl::StatusOr<Request> ParseRequest(std::string_view line) {
   auto doc = json::Parse(line);
-  if (!doc.ok()) return absl::InvalidArgumentError(absl::StrCat("bad request: ", doc.status().message()));
+  if (!doc.ok())
+    return absl::InvalidArgumentError(absl::StrCat("bad request: ", doc.status().message()));
   if (!doc->is_object()) return absl::InvalidArgumentError("bad request: not a JSON object");
   const json::Value* command = doc->Find("command");
   if (command == nullptr || !command->is_string())
     return absl::InvalidArgumentError("bad request: \"command\" (a string) is missing");
   Request r{command->text, {}};
   if (const json::Value* args = doc->Find("args"); args != nullptr) {
-    if (!args->is_array()) return absl::InvalidArgumentError("bad request: \"args\" is not an array");
+    if (!args->is_array())
+      return absl::InvalidArgumentError("bad request: \"args\" is not an array");
     for (const json::Value& a : args->items) {
-      if (!a.is_string()) return absl::InvalidArgumentError("bad request: an argument is not a string");
+      if (!a.is_string())
+        return absl::InvalidArgumentError("bad request: an argument is not a string");
       r.args.push_back(a.text);
     }
   }
@@ -622,7 +648,8 @@ absl::StatusOr<Request> ParseRequest(std::string_view line) {
 // ---------------------------------------------------------------------------------------
 // The server.
 
-absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path, Daemon& daemon) {
+absl::StatusOr<std::unique_ptr<ControlServer>> ControlServer::Start(const std::string& path,
+                                                                    Daemon& daemon) {
   if (auto s = MakeParentDirectory(path); !s.ok()) return s;
   if (auto s = RemoveStaleSocket(path); !s.ok()) return s;
   auto fd = BindSocket(path);
@@ -648,7 +675,8 @@ ControlServer::ControlServer(std::string path, Daemon& daemon, int listen_fd, in
 
 ControlServer::~ControlServer() {
   uint64_t one = 1;
-  if (write(stop_fd_, &one, sizeof one) != sizeof one) LogError("control socket: cannot stop: ", ErrnoText(errno));
+  if (write(stop_fd_, &one, sizeof one) != sizeof one)
+    LogError("control socket: cannot stop: ", ErrnoText(errno));
   if (thread_.joinable()) thread_.join();
   close(listen_fd_);
   close(stop_fd_);
@@ -688,10 +716,12 @@ void ControlServer::ServeClient(int fd) {
       response = Handle(request);
       break;
     case ReadOutcome::kTooLarge:
-      response = json::Serialize(Error(absl::StrCat("request larger than ", kMaxRequestBytes, " bytes")));
+      response =
+          json::Serialize(Error(absl::StrCat("request larger than ", kMaxRequestBytes, " bytes")));
       break;
     case ReadOutcome::kTimeout:
-      LogDebug("control socket: dropped a client that sent no request within ", kClientTimeout.count(), " s");
+      LogDebug("control socket: dropped a client that sent no request within ",
+               kClientTimeout.count(), " s");
       return;
     case ReadOutcome::kClosed:
       return;
@@ -699,6 +729,7 @@ void ControlServer::ServeClient(int fd) {
   response.push_back('\n');
   if (!WriteAll(fd, stop_fd_, Clock::now() + kClientTimeout, response))
     LogDebug("control socket: a client did not read its response");
+  DiscardPending(fd);
 }
 
 void ControlServer::TakeSample() {
@@ -715,14 +746,17 @@ double ControlServer::QueriesPerSecond() const {
 
 std::string ControlServer::Handle(std::string_view request) {
   auto r = ParseRequest(request);
-  if (!r.ok()) return json::Serialize(Error(r.status().message()));
+  if (!r.ok()) return json::Serialize(Error(std::string(r.status().message())));
   LogDebug("control socket: ", r->command, r->args.empty() ? "" : " ", absl::StrJoin(r->args, " "));
   return json::Serialize(Dispatch(r->command, r->args));
 }
 
-json::Value ControlServer::Dispatch(const std::string& command, const std::vector<std::string>& args) {
-  if (command == "sources" || command == "refresh" || command == "use") return ZoneCommand(command, args);
-  bool known = command == "status" || command == "zones" || command == "stats" || command == "reload";
+json::Value ControlServer::Dispatch(const std::string& command,
+                                    const std::vector<std::string>& args) {
+  if (command == "sources" || command == "refresh" || command == "use")
+    return ZoneCommand(command, args);
+  bool known =
+      command == "status" || command == "zones" || command == "stats" || command == "reload";
   if (!known)
     return Error(absl::StrCat("unknown command \"", command,
                               "\"; commands: status, zones, sources, refresh, use, reload, stats"));
@@ -739,7 +773,9 @@ json::Value ControlServer::Status() {
   Value listen = Value::Array();
   for (const std::string& l : s.listen) listen.Push(Value::String(l));
   std::string published =
-      s.last_publish == absl::Time() ? "" : absl::FormatTime(absl::RFC3339_sec, s.last_publish, absl::UTCTimeZone());
+      s.last_publish == absl::Time()
+          ? ""
+          : absl::FormatTime(absl::RFC3339_sec, s.last_publish, absl::UTCTimeZone());
   return Ok()
       .Set("version", Value::String(s.version))
       .Set("uptime_seconds", Value::Number(static_cast<int64_t>(absl::ToInt64Seconds(s.uptime))))
@@ -752,7 +788,8 @@ json::Value ControlServer::Status() {
       .Set("reloads", Value::Number(s.reloads))
       .Set("reload_failures", Value::Number(s.reload_failures))
       .Set("last_publish", Value::String(published))
-      .Set("last_publish_seconds", Value::Number(absl::ToDoubleSeconds(s.last_publish_duration)));
+      .Set("last_publish_seconds",
+           Value::Number(absl::ToDoubleSeconds(s.last_publish_duration), 6));
 }
 
 json::Value ControlServer::Zones() {
@@ -766,7 +803,7 @@ json::Value ControlServer::Zones() {
                    .Set("file", Value::String(z.file))
                    .Set("nodes", Value::Number(static_cast<uint64_t>(z.nodes)))
                    .Set("memory_bytes", Value::Number(static_cast<uint64_t>(z.memory_bytes)))
-                   .Set("state", Value::String("serving")));
+                   .Set("state", Value::String(z.state)));
   }
   return Ok().Set("zones", std::move(zones));
 }
@@ -776,7 +813,8 @@ json::Value ControlServer::Stats() {
   DaemonStatus s = daemon_.Status();
   Value workers = Value::Array();
   for (const auto& [name, counters] : s.per_worker)
-    workers.Push(Value::Object().Set("name", Value::String(name)).Set("counters", Counters(counters)));
+    workers.Push(
+        Value::Object().Set("name", Value::String(name)).Set("counters", Counters(counters)));
   return Ok()
       .Set("queries_per_second", Value::Number(QueriesPerSecond()))
       .Set("total", Counters(s.totals))
@@ -787,8 +825,9 @@ json::Value ControlServer::Reload() {
   LogInfo("control socket: reloading the configuration and zone files");
   absl::Status s = daemon_.Reload();
   if (!s.ok()) {
-    LogError(s.message());
-    return Error(s.message());
+    // One log line; the response keeps one line per error.
+    LogError(absl::StrReplaceAll(s.message(), {{":\n", ": "}, {"\n", "; "}}));
+    return Error(std::string(s.message()));
   }
   size_t zones = daemon_.Zones().size();
   return Ok()
@@ -798,21 +837,67 @@ json::Value ControlServer::Reload() {
 
 // sources, refresh and use act on the upstream sources of pulled zones; zones served from
 // their files have none.
-json::Value ControlServer::ZoneCommand(const std::string& command, const std::vector<std::string>& args) {
+json::Value ControlServer::ZoneCommand(const std::string& command,
+                                       const std::vector<std::string>& args) {
   size_t want = command == "use" ? 2 : 1;
   if (args.size() != want)
-    return Error(command == "use" ? "usage: use ZONE SOURCE|auto" : absl::StrCat("usage: ", command, " ZONE"));
+    return Error(command == "use" ? "usage: use ZONE SOURCE|auto"
+                                  : absl::StrCat("usage: ", command, " ZONE"));
   std::string key = ZoneKey(args[0]);
   for (const ZoneStatus& z : daemon_.Zones()) {
     if (ZoneKey(z.name) != key) continue;
-    if (z.source != "file")
-      return Error(absl::StrCat("zone ", z.name, ": pulling zones from sources is not available in this build"));
-    std::string base = absl::StrCat("zone ", z.name, " is served from its file; it has no sources");
-    if (command == "refresh") return Error(absl::StrCat(base, " to refresh (tandemctl reload re-reads the file)"));
-    if (command == "use") return Error(absl::StrCat(base, " to choose from"));
-    return Error(base);
+    if (z.source == "file") {
+      std::string base = absl::StrCat("zone ", z.name, " is served from its file; it has no sources");
+      if (command == "refresh")
+        return Error(absl::StrCat(base, " to refresh (tandemctl reload re-reads the file)"));
+      if (command == "use") return Error(absl::StrCat(base, " to choose from"));
+      return Error(base);
+    }
+    if (command == "refresh") {
+      absl::Status st = daemon_.Refresh(z.name);
+      if (!st.ok()) return Error(std::string(st.message()));
+      return Ok().Set("message", json::Value::String(absl::StrCat("refresh of ", z.name, " scheduled")));
+    }
+    if (command == "use")
+      return Error("pinning a source (use ZONE SOURCE|auto) comes with failover; the zone "
+                   "answers from its newest valid copy");
+    return SourcesOf(z.name);
   }
   return Error(absl::StrCat("no such zone: ", key));
+}
+
+json::Value ControlServer::SourcesOf(const std::string& zone) {
+  using json::Value;
+  auto st = daemon_.Sources(zone);
+  if (!st.ok()) return Error(std::string(st.status().message()));
+  auto when = [](absl::Time t) {
+    if (t == absl::InfinitePast() || t == absl::InfiniteFuture()) return Value::String("");
+    return Value::String(absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", t, absl::UTCTimeZone()));
+  };
+  Value sources = Value::Array();
+  for (const SourceStatus& s : st->sources) {
+    sources.Push(Value::Object()
+                     .Set("name", Value::String(s.name))
+                     .Set("address", Value::String(s.address))
+                     .Set("active", Value::Bool(s.name == st->active_source))
+                     .Set("has_copy", Value::Bool(s.has_copy))
+                     .Set("serial", Value::Number(static_cast<uint64_t>(s.serial)))
+                     .Set("records", Value::Number(static_cast<uint64_t>(s.records)))
+                     .Set("expired", Value::Bool(s.expired))
+                     .Set("last_refresh", when(s.last_refresh))
+                     .Set("expires", when(s.expires))
+                     .Set("next_check", when(s.next_check))
+                     .Set("last_transfer", Value::String(s.last_transfer))
+                     .Set("last_error", Value::String(s.last_error))
+                     .Set("transfers_ok", Value::Number(s.transfers_ok))
+                     .Set("transfers_failed", Value::Number(s.transfers_failed)));
+  }
+  return Ok()
+      .Set("zone", Value::String(st->name))
+      .Set("state", Value::String(st->state))
+      .Set("serial", Value::Number(static_cast<uint64_t>(st->serial)))
+      .Set("active_source", Value::String(st->active_source))
+      .Set("sources", std::move(sources));
 }
 
 // ---------------------------------------------------------------------------------------
@@ -826,7 +911,8 @@ absl::Status ConnectError(const std::string& path, int err) {
     return absl::UnavailableError(absl::StrCat("tandemd is not running? ", reason));
   if (err == EACCES || err == EPERM)
     return absl::PermissionDeniedError(absl::StrCat(
-        reason, " (the socket is mode 0600: run tandemctl as the user tandemd runs as, or as root)"));
+        reason,
+        " (the socket is mode 0600: run tandemctl as the user tandemd runs as, or as root)"));
   return absl::UnavailableError(reason);
 }
 
@@ -837,28 +923,45 @@ absl::StatusOr<std::string> ControlExchange(const std::string& path, std::string
   constexpr size_t kMaxResponseBytes = 64 << 20;
   sockaddr_un addr;
   if (!FillAddress(path, &addr)) return PathTooLong(path);
-  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return absl::InternalError(absl::StrCat("socket: ", ErrnoText(errno)));
+  // A blocking connect, bounded by the send timeout when the listen queue is full.
+  timeval tv = absl::ToTimeval(timeout);
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   if (connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     int err = errno;
     close(fd);
-    return ConnectError(path, err == EAGAIN ? ECONNREFUSED : err);
+    if (err == EAGAIN)
+      return absl::DeadlineExceededError(
+          absl::StrCat(path, ": tandemd did not accept the connection"));
+    return ConnectError(path, err);
   }
+  fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
   auto deadline = Clock::now() + absl::ToChronoMilliseconds(timeout);
   std::string response;
   bool sent = WriteAll(fd, -1, deadline, request);
+  bool complete = false;
   char buf[16384];
-  while (sent && response.size() < kMaxResponseBytes && WaitFor(fd, POLLIN, -1, deadline)) {
+  while (sent && !complete && response.size() < kMaxResponseBytes &&
+         WaitFor(fd, POLLIN, -1, deadline)) {
     ssize_t n = recv(fd, buf, sizeof buf, 0);
     if (n < 0 && (errno == EAGAIN || errno == EINTR)) continue;
-    if (n <= 0) break;
+    if (n < 0) break;
+    complete = n == 0;  // the server closes after its response
     response.append(buf, static_cast<size_t>(n));
   }
   close(fd);
-  if (!sent) return absl::UnavailableError(absl::StrCat(path, ": tandemd did not take the request"));
+  if (!sent)
+    return absl::UnavailableError(absl::StrCat(path, ": tandemd did not take the request"));
+  if (!complete && response.size() >= kMaxResponseBytes)
+    return absl::ResourceExhaustedError(
+        absl::StrCat(path, ": response larger than ", kMaxResponseBytes, " bytes"));
+  if (!complete)
+    return absl::DeadlineExceededError(absl::StrCat(
+        path, ": no complete response from tandemd within ", absl::FormatDuration(timeout)));
   if (response.empty())
-    return absl::DeadlineExceededError(
-        absl::StrCat(path, ": no response from tandemd within ", absl::FormatDuration(timeout)));
+    return absl::UnavailableError(
+        absl::StrCat(path, ": tandemd closed the connection without a response"));
   return response;
 }
 

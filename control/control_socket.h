@@ -9,7 +9,6 @@
 // decodes) and the client side of the exchange, so that tandemctl is only presentation.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
@@ -35,7 +34,7 @@ struct Value {
 
   Type type = Type::kNull;
   bool boolean = false;
-  std::string text;  // a string's contents, or a number's literal
+  std::string text;                                    // a string's contents, or a number's literal
   std::vector<Value> items;                            // kArray
   std::vector<std::pair<std::string, Value>> members;  // kObject, in insertion order
 
@@ -44,7 +43,7 @@ struct Value {
   static Value Number(uint64_t n);
   static Value Number(int64_t n);
   static Value Number(int n) { return Number(static_cast<int64_t>(n)); }
-  static Value Number(double d);  // at most 3 decimals
+  static Value Number(double d, int decimals = 3);  // trailing zeros trimmed
   static Value String(std::string_view s);
   static Value Array();
   static Value Object();
@@ -81,7 +80,8 @@ class ControlServer {
   // Creates the socket at `path` (mode 0600; the parent directory is created if missing;
   // a stale socket file is replaced, but a socket another tandemd still listens on is an
   // error) and serves it from one thread. Errors name the path.
-  static absl::StatusOr<std::unique_ptr<ControlServer>> Start(const std::string& path, Daemon& daemon);
+  static absl::StatusOr<std::unique_ptr<ControlServer>> Start(const std::string& path,
+                                                              Daemon& daemon);
   // Stops serving and removes the socket file.
   virtual ~ControlServer();
   ControlServer(const ControlServer&) = delete;
@@ -103,18 +103,20 @@ class ControlServer {
   void TakeSample();
   double QueriesPerSecond() const;
 
+  json::Value Dispatch(const std::string& command, const std::vector<std::string>& args);
   json::Value Status();
   json::Value Zones();
   json::Value Stats();
   json::Value Reload();
   json::Value ZoneCommand(const std::string& command, const std::vector<std::string>& args);
+  json::Value SourcesOf(const std::string& zone);
 
   std::string path_;
   Daemon& daemon_;
   int listen_fd_ = -1;
-  int stop_fd_ = -1;   // an eventfd: written once to stop the serving thread
-  uint64_t inode_ = 0; // the socket file we created; removed only if it is still ours
-  Sample previous_;    // the two latest samples of the summed query counters
+  int stop_fd_ = -1;    // an eventfd: written once to stop the serving thread
+  uint64_t inode_ = 0;  // the socket file we created; removed only if it is still ours
+  Sample previous_;     // the two latest samples of the summed query counters
   Sample latest_;
   std::thread thread_;
 };

@@ -1,7 +1,13 @@
 // Daemon start, reload and stop.
 #include "control/daemon.h"
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/match.h"
+#include "control/zone_copy.h"
 #include "absl/strings/str_cat.h"
+#include "dataplane/dns/name.h"
+#include "dataplane/dns/rrtype.h"
+#include "dataplane/dns/wire.h"
 #include "absl/strings/str_join.h"
 #include "control/log.h"
 #include "control/zone_file.h"
@@ -15,19 +21,17 @@ absl::Status CheckSupported(const config::Config& cfg) {
   std::vector<std::string> errors;
   if (cfg.server.mode == "dpdk" && cfg.dpdk.address.empty())
     errors.push_back(absl::StrCat(cfg.path, ": dpdk.address: mode \"dpdk\" needs at least one address to answer on"));
-  for (const auto& z : cfg.zones) {
-    if (!z.sources.empty())
-      errors.push_back(absl::StrCat(cfg.path, ":", z.line, ": zone ", z.name,
-                                    ": pulling zones from sources is not available in this build"));
-  }
   if (errors.empty()) return absl::OkStatus();
   return absl::UnimplementedError(absl::StrJoin(errors, "\n"));
 }
 
-absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config::Config& cfg) {
+namespace {
+
+absl::StatusOr<std::vector<std::shared_ptr<const zone::Zone>>> LoadFileZones(const config::Config& cfg) {
   std::vector<std::shared_ptr<const zone::Zone>> zones;
   std::vector<std::string> errors;
   for (const auto& zc : cfg.zones) {
+    if (zc.file.empty()) continue;  // pulled from sources
     auto loaded = LoadZoneFile(zc.name, zc.file);
     if (!loaded.ok()) {
       errors.emplace_back(loaded.status().message());
@@ -39,7 +43,55 @@ absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config
     zones.push_back(std::move(loaded->zone));
   }
   if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "\n"));
-  return std::make_unique<const zone::Snapshot>(std::move(zones));
+  return zones;
+}
+
+std::string FileSafeName(std::string s) {
+  if (s.size() > 1 && s.back() == '.') s.pop_back();
+  for (char& c : s)
+    if (c == '/' || c == '\\') c = '_';
+  return absl::AsciiStrToLower(s);
+}
+
+// Adds the difference from the version served before (in memory after a reload, the
+// saved version after a restart) to the zone's IXFR history, and saves this version.
+void RecordVersion(const zone::Zone& z, const zone::Zone* before, const std::string& dir, Journal& journal) {
+  std::string saved = absl::StrCat(dir, "/current.zone");
+  std::string apex(reinterpret_cast<const char*>(z.apex()), z.apex_len());
+  std::vector<dns::Record> old_records;
+  if (before != nullptr) {
+    old_records = ZoneRecords(*before);
+  } else if (auto copy = ZoneCopy::Load(apex, saved); copy.ok()) {
+    old_records = copy->records();
+  }
+  std::vector<dns::Record> records = ZoneRecords(z);
+  if (!old_records.empty()) {
+    uint32_t old_serial = 0;
+    for (const auto& r : old_records)
+      if (r.type == dns::kTypeSOA) old_serial = SoaSerial(r);
+    IxfrDiff diff = Difference(old_records, records);
+    if (old_serial == z.serial()) {
+      if (!diff.removed.empty() || !diff.added.empty())
+        LogWarning("zone ", z.name_text(), " changed without a new serial (", z.serial(),
+                   "): secondaries will not notice");
+      return;
+    }
+    if (SerialNewer(z.serial(), old_serial)) {
+      if (auto s = journal.Append(std::move(diff)); !s.ok()) LogWarning("zone ", z.name_text(), ": IXFR history: ", s.message());
+    }
+  }
+  auto copy = ZoneCopy::FromRecords(apex, std::move(records));
+  if (copy.ok()) {
+    if (auto s = copy->Save(saved); !s.ok()) LogWarning("zone ", z.name_text(), ": ", s.message());
+  }
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config::Config& cfg) {
+  auto zones = LoadFileZones(cfg);
+  if (!zones.ok()) return zones.status();
+  return std::make_unique<const zone::Snapshot>(std::move(*zones));
 }
 
 Daemon::Daemon(config::Config cfg)
@@ -49,6 +101,7 @@ Daemon::Daemon(config::Config cfg)
 
 Daemon::~Daemon() { Stop(); }
 
+// Callers hold publish_mu_ (or run before the ports start).
 void Daemon::PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot) {
   absl::Time t0 = absl::Now();
   publisher_->Publish(std::move(snapshot));
@@ -69,12 +122,32 @@ std::string TcpEndpointFor(const std::string& address) {
 
 absl::Status Daemon::Start() {
   std::lock_guard<std::mutex> lock(mu_);
-  auto snapshot = BuildSnapshot(cfg_);
-  if (!snapshot.ok()) return snapshot.status();
+  auto zones = LoadFileZones(cfg_);
+  if (!zones.ok()) return zones.status();
+  file_zones_ = std::move(*zones);
+  // Pulled zones: the saved copies are served from the first snapshot on.
+  auto secondaries = std::make_unique<Secondaries>(cfg_, [this] { Republish(); });
+  if (auto s = secondaries->Init(); !s.ok()) return s;
+  {
+    std::lock_guard<std::mutex> n(notify_mu_);
+    secondaries_ = std::move(secondaries);
+  }
+  handler_.set_notify_sink(this);
+  if (auto s = UpdatePrimaryState(cfg_, file_zones_, {}); !s.ok()) return s;
+  std::vector<tsig::Key> keys;
+  for (const auto& k : cfg_.tsig) {
+    auto key = tsig::MakeKey(k);
+    if (!key.ok()) return key.status();
+    keys.push_back(*key);
+  }
+  transfer_server_ = std::make_unique<TransferServer>(
+      [this](const std::string& apex) { return FindTransferable(apex); }, std::move(keys));
+  handler_.set_transfer_sink(transfer_server_.get());
+  notifier_ = std::make_unique<Notifier>();
   // Readers: the UDP workers or lcores, and the TCP thread.
   unsigned readers = static_cast<unsigned>(cfg_.server.workers * (cfg_.server.listen.size() + 1) + 8);
   publisher_ = std::make_unique<dataplane::SnapshotPublisher>(readers);
-  PublishLocked(std::move(*snapshot));
+  Republish();
 
   dataplane::SocketPortOptions opts;
   opts.listen = cfg_.server.listen;
@@ -99,6 +172,7 @@ absl::Status Daemon::Start() {
   auto server = dataplane::SocketServer::Start(opts, *publisher_, handler_);
   if (!server.ok()) return server.status();
   sockets_ = std::move(*server);
+  secondaries_->Start();
   if (dpdk_)
     LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.dpdk.address, ", "),
             " (UDP on the poll-mode path with ", cfg_.server.workers, " lcores, TCP through ",
@@ -127,30 +201,151 @@ absl::Status Daemon::Reload() {
   auto next = config::LoadConfigFile(cfg_.path);
   if (!next.ok()) return fail(next.status());
   if (auto s = CheckSupported(*next); !s.ok()) return fail(s);
-  auto snapshot = BuildSnapshot(*next);
-  if (!snapshot.ok()) return fail(snapshot.status());
+  auto zones = LoadFileZones(*next);
+  if (!zones.ok()) return fail(zones.status());
   // What the running ports were started with stays until a restart.
   if (next->server.mode != cfg_.server.mode || next->server.listen != cfg_.server.listen ||
       next->server.workers != cfg_.server.workers ||
       next->server.udp_max_payload != cfg_.server.udp_max_payload ||
       next->server.tcp_idle_timeout != cfg_.server.tcp_idle_timeout ||
-      next->server.tcp_max_connections != cfg_.server.tcp_max_connections) {
-    LogWarning("reload: changes to [server] mode, listen, workers, udp_max_payload and tcp_* "
-               "take effect at the next restart");
+      next->server.tcp_max_connections != cfg_.server.tcp_max_connections ||
+      next->server.state_dir != cfg_.server.state_dir) {
+    LogWarning("reload: changes to [server] mode, listen, workers, state_dir, udp_max_payload "
+               "and tcp_* take effect at the next restart");
     next->server = cfg_.server;
+  }
+  // Pulled zones start again from their saved copies (the running ones saved every copy
+  // they accepted), so nothing fetched is lost and nothing is fetched twice.
+  secondaries_->Stop();
+  auto secondaries = std::make_unique<Secondaries>(*next, [this] { Republish(); });
+  if (auto s = secondaries->Init(); !s.ok()) {
+    secondaries_->Start();
+    return fail(s);
+  }
+  if (auto s = UpdatePrimaryState(*next, *zones, file_zones_); !s.ok()) {
+    secondaries->Stop();
+    secondaries_->Start();
+    return fail(s);
   }
   LogLevel level;
   if (ParseLogLevel(next->server.log_level, &level)) SetLogLevel(level);
   size_t before = cfg_.zones.size();
   cfg_ = std::move(*next);
-  PublishLocked(std::move(*snapshot));
+  {
+    std::lock_guard<std::mutex> p(publish_mu_);
+    std::lock_guard<std::mutex> n(notify_mu_);
+    file_zones_ = std::move(*zones);
+    secondaries_.swap(secondaries);
+  }
+  Republish();
+  secondaries_->Start();
+  secondaries.reset();  // the old one, stopped above
   ++reloads_;
   LogInfo("reload: serving ", cfg_.zones.size(), " zones (was ", before, ")");
   return absl::OkStatus();
 }
 
+void Daemon::Republish() {
+  std::lock_guard<std::mutex> p(publish_mu_);
+  std::vector<std::shared_ptr<const zone::Zone>> zones = file_zones_;
+  if (secondaries_)
+    for (auto& z : secondaries_->ActiveZones()) zones.push_back(std::move(z));
+  std::vector<std::tuple<std::string, uint32_t, std::vector<std::string>>> to_notify;
+  {
+    std::lock_guard<std::mutex> t(transfer_mu_);
+    served_.clear();
+    for (const auto& z : zones) {
+      std::string apex(reinterpret_cast<const char*>(z->apex()), z->apex_len());
+      served_[apex] = z;
+      auto it = zones_out_.find(apex);
+      if (it == zones_out_.end() || it->second.notify.empty() || z->servfail()) continue;
+      ZoneOut& out = it->second;
+      if (!out.notified || out.notified_serial != z->serial()) {
+        out.notified = true;
+        out.notified_serial = z->serial();
+        to_notify.emplace_back(apex, z->serial(), out.notify);
+      }
+    }
+  }
+  PublishLocked(std::make_unique<const zone::Snapshot>(std::move(zones)));
+  // After the new serial is served: tell the secondaries.
+  if (notifier_)
+    for (auto& [apex, serial, targets] : to_notify) notifier_->Notify(apex, serial, targets);
+}
+
+std::optional<TransferableZone> Daemon::FindTransferable(const std::string& apex) const {
+  std::lock_guard<std::mutex> t(transfer_mu_);
+  auto served = served_.find(apex);
+  auto out = zones_out_.find(apex);
+  if (served == served_.end() || out == zones_out_.end()) return std::nullopt;
+  return TransferableZone{served->second, out->second.allow, out->second.journal};
+}
+
+absl::Status Daemon::UpdatePrimaryState(const config::Config& cfg,
+                                        const std::vector<std::shared_ptr<const zone::Zone>>& file_zones,
+                                        const std::vector<std::shared_ptr<const zone::Zone>>& before) {
+  std::map<std::string, ZoneOut> next;
+  std::map<std::string, std::shared_ptr<const zone::Zone>> by_apex, previous;
+  for (const auto& z : file_zones) by_apex[std::string(reinterpret_cast<const char*>(z->apex()), z->apex_len())] = z;
+  for (const auto& z : before) previous[std::string(reinterpret_cast<const char*>(z->apex()), z->apex_len())] = z;
+  for (const auto& zc : cfg.zones) {
+    auto wire = dns::NameFromText(zc.name);
+    if (!wire.ok()) return wire.status();
+    std::string apex = *wire;
+    dns::LowerName(reinterpret_cast<uint8_t*>(apex.data()), apex.size());
+    ZoneOut out;
+    for (const auto& p : zc.allow_transfer)
+      if (auto prefix = dataplane::ParsePrefix(p)) out.allow.push_back(*prefix);
+    out.notify = zc.notify;
+    {
+      std::lock_guard<std::mutex> t(transfer_mu_);
+      if (auto it = zones_out_.find(apex); it != zones_out_.end()) {
+        out.notified = it->second.notified;
+        out.notified_serial = it->second.notified_serial;
+        out.journal = it->second.journal;
+      }
+    }
+    auto current = by_apex.find(apex);
+    if (current != by_apex.end()) {
+      std::string name = FileSafeName(zc.name);
+      std::string dir = absl::StrCat(cfg.server.state_dir, "/primary/", name);
+      if (!out.journal) out.journal = std::make_shared<Journal>(Journal::Load(absl::StrCat(dir, "/ixfr")));
+      RecordVersion(*current->second, previous.count(apex) ? previous[apex].get() : nullptr, dir, *out.journal);
+    }
+    next[apex] = std::move(out);
+  }
+  std::lock_guard<std::mutex> t(transfer_mu_);
+  zones_out_ = std::move(next);
+  return absl::OkStatus();
+}
+
+uint8_t Daemon::OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  if (!secondaries_) return dns::kRefused;
+  return secondaries_->OnNotify(zone_wire, zone_len, from);
+}
+
+absl::StatusOr<PulledZoneStatus> Daemon::Sources(const std::string& zone) const {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  auto apex = dns::NameFromText(zone);
+  if (!apex.ok()) return apex.status();
+  std::string want = dns::NameToText(reinterpret_cast<const uint8_t*>(apex->data()));
+  if (secondaries_)
+    for (auto& z : secondaries_->Status())
+      if (absl::EqualsIgnoreCase(z.name, want)) return z;
+  return absl::NotFoundError(absl::StrCat("zone ", want, " is not pulled from sources"));
+}
+
+absl::Status Daemon::Refresh(const std::string& zone) {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  if (!secondaries_) return absl::NotFoundError(absl::StrCat("zone ", zone, " is not pulled from sources"));
+  return secondaries_->Refresh(zone);
+}
+
 void Daemon::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
+  if (secondaries_) secondaries_->Stop();
+  if (notifier_) notifier_->Stop();
   if (sockets_) {
     sockets_->Stop();
     sockets_.reset();
@@ -159,6 +354,7 @@ void Daemon::Stop() {
     dpdk_->Stop();
     dpdk_.reset();
   }
+  if (transfer_server_) transfer_server_->Stop();  // after the ports: nothing hands over now
 }
 
 DaemonStatus Daemon::Status() const {
@@ -193,18 +389,31 @@ DaemonStatus Daemon::Status() const {
 std::vector<ZoneStatus> Daemon::Zones() const {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<ZoneStatus> out;
-  const zone::Snapshot* snap = publisher_ ? publisher_->Current() : nullptr;
-  if (snap == nullptr) return out;
-  // The snapshot is only replaced under mu_, which we hold: safe to read here.
-  for (size_t i = 0; i < snap->zones().size(); ++i) {
-    const zone::Zone& z = *snap->zones()[i];
+  size_t i = 0;
+  for (const auto& zc : cfg_.zones) {
+    if (zc.file.empty() || i >= file_zones_.size()) continue;
+    const zone::Zone& z = *file_zones_[i++];
     ZoneStatus zs;
     zs.name = z.name_text();
     zs.serial = z.serial();
     zs.source = "file";
-    zs.file = i < cfg_.zones.size() ? cfg_.zones[i].file : "";
+    zs.file = zc.file;
     zs.nodes = z.node_count();
     zs.memory_bytes = z.MemoryBytes();
+    out.push_back(std::move(zs));
+  }
+  std::lock_guard<std::mutex> n(notify_mu_);
+  if (!secondaries_) return out;
+  auto active = secondaries_->ActiveZones();
+  auto status = secondaries_->Status();
+  for (size_t k = 0; k < status.size() && k < active.size(); ++k) {
+    ZoneStatus zs;
+    zs.name = status[k].name;
+    zs.serial = status[k].serial;
+    zs.source = status[k].active_source;
+    zs.state = status[k].state;
+    zs.nodes = active[k]->servfail() ? 0 : active[k]->node_count();
+    zs.memory_bytes = active[k]->MemoryBytes();
     out.push_back(std::move(zs));
   }
   return out;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -13,6 +15,9 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "control/journal.h"
+#include "control/secondary.h"
+#include "control/transfer_out.h"
 #include "dataplane/counters.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
@@ -36,8 +41,9 @@ absl::Status CheckSupported(const config::Config& cfg);
 struct ZoneStatus {
   std::string name;       // "example.com."
   uint32_t serial = 0;
-  std::string source;     // "file" for zones loaded from a file
+  std::string source;     // "file" for zones loaded from a file; else the active source's name
   std::string file;
+  std::string state = "serving";  // pulled zones: also "expired", "waiting for a first copy"
   size_t nodes = 0;
   size_t memory_bytes = 0;
 };
@@ -58,10 +64,10 @@ struct DaemonStatus {
   std::vector<std::pair<std::string, dataplane::WorkerCounters>> per_worker;
 };
 
-class Daemon {
+class Daemon : public dataplane::NotifySink {
  public:
   explicit Daemon(config::Config cfg);
-  ~Daemon();
+  ~Daemon() override;
 
   absl::Status Start();
   // In mode "dpdk": the ports the EAL found (for logs and tests).
@@ -76,8 +82,23 @@ class Daemon {
   std::vector<ZoneStatus> Zones() const;
   config::Config CurrentConfig() const;
 
+  // Pulled zones (tandemctl sources / refresh). NotFound for a zone that is not pulled.
+  absl::StatusOr<PulledZoneStatus> Sources(const std::string& zone) const;
+  absl::Status Refresh(const std::string& zone);
+
+  // NOTIFY from the workers, handed to the pulled zones.
+  uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) override;
+
  private:
   void PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot);
+  // Builds the snapshot from the file zones and the pulled zones' active copies.
+  void Republish();
+  // Transfer-out settings of the zones in `cfg` (ACLs, histories, NOTIFY targets); for
+  // file zones, records the difference from the version served before in the history.
+  absl::Status UpdatePrimaryState(const config::Config& cfg,
+                                  const std::vector<std::shared_ptr<const zone::Zone>>& file_zones,
+                                  const std::vector<std::shared_ptr<const zone::Zone>>& before);
+  std::optional<TransferableZone> FindTransferable(const std::string& apex) const;
 
   mutable std::mutex mu_;  // control plane only; never taken by a worker
   config::Config cfg_;
@@ -88,6 +109,25 @@ class Daemon {
   absl::Duration last_publish_duration_;
   dataplane::QueryHandler handler_;
   std::unique_ptr<dataplane::SnapshotPublisher> publisher_;
+  // publish_mu_ orders publications (reload, pulled-zone changes); notify_mu_ guards the
+  // secondaries_ pointer for NOTIFY from workers and is never held across a publication.
+  std::mutex publish_mu_;
+  mutable std::mutex notify_mu_;
+  std::vector<std::shared_ptr<const zone::Zone>> file_zones_;
+  std::unique_ptr<Secondaries> secondaries_;
+  // Transfers out and NOTIFY: guarded by transfer_mu_ (never held across a publication).
+  struct ZoneOut {
+    std::vector<dataplane::Prefix> allow;
+    std::vector<std::string> notify;
+    std::shared_ptr<Journal> journal;
+    uint32_t notified_serial = 0;
+    bool notified = false;
+  };
+  mutable std::mutex transfer_mu_;
+  std::map<std::string, ZoneOut> zones_out_;  // by lower-case apex (wire)
+  std::map<std::string, std::shared_ptr<const zone::Zone>> served_;  // what the snapshot holds
+  std::unique_ptr<TransferServer> transfer_server_;
+  std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<dataplane::DpdkServer> dpdk_;      // mode "dpdk": UDP on the poll-mode path
   std::unique_ptr<dataplane::SocketServer> sockets_;  // UDP and TCP; TCP only in mode "dpdk"
 };

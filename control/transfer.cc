@@ -12,6 +12,7 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "control/journal.h"
 #include "control/tsig.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/rrtype.h"
@@ -97,10 +98,6 @@ bool ReadAnswers(const uint8_t* msg, size_t len, std::vector<dns::Record>* out, 
     out->push_back(std::move(r));
   }
   return true;
-}
-
-uint32_t SoaSerial(const dns::Record& soa) {
-  return dns::Get32(reinterpret_cast<const uint8_t*>(soa.rdata.data()) + soa.rdata.size() - 20);
 }
 
 bool IsZoneSoa(const dns::Record& r, const std::string& zone) {

@@ -147,7 +147,8 @@ absl::Status ZoneCopy::Save(const std::string& path) const {
     if (i != soa_index_) order.push_back(&records_[i]);
   char hex[3];
   for (const dns::Record* r : order) {
-    absl::StrAppend(&out, Text(r->owner), " ", r->ttl, " CLASS", r->rclass, " TYPE", r->type, " \\# ", r->rdata.size());
+    if (r->rclass != dns::kClassIn) continue;  // only IN data is served
+    absl::StrAppend(&out, Text(r->owner), " ", r->ttl, " IN TYPE", r->type, " \\# ", r->rdata.size());
     if (!r->rdata.empty()) out.push_back(' ');
     for (unsigned char c : r->rdata) {
       std::snprintf(hex, sizeof hex, "%02x", c);

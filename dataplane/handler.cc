@@ -299,6 +299,8 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
     const Zone* z = snapshot ? snapshot->FindZone(lname) : nullptr;
     if (z == nullptr) {
       rcode = dns::kRefused;
+    } else if (z->servfail()) {
+      rcode = dns::kServFail;  // a pulled zone without a valid copy
     } else {
       Response r(w, *z);
       Outcome o = Resolve(*z, q, r, options_.max_cname_chain);

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <string>
 
 #include "dataplane/counters.h"
 
@@ -25,10 +26,19 @@ class NotifySink {
   virtual uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) = 0;
 };
 
+// Takes over TCP connections that ask for a zone transfer (AXFR, IXFR): `fd` is a
+// connected blocking socket now owned by the sink, `query` the request message.
+class TransferSink {
+ public:
+  virtual ~TransferSink() = default;
+  virtual void OnTransfer(int fd, std::string query, const sockaddr* from) = 0;
+};
+
 struct HandlerOptions {
   uint16_t udp_max_payload = 1232;  // cap on the client's advertised EDNS UDP size
   int max_cname_chain = 8;          // CNAME/DNAME links followed inside a zone
   NotifySink* notify = nullptr;     // NOTIFY is answered NOTIMP without one
+  TransferSink* transfer = nullptr; // AXFR/IXFR are answered REFUSED over TCP without one
 };
 
 class QueryHandler {
@@ -46,6 +56,7 @@ class QueryHandler {
   const HandlerOptions& options() const { return options_; }
   // Set before any port starts; the sink must outlive the ports.
   void set_notify_sink(NotifySink* sink) { options_.notify = sink; }
+  void set_transfer_sink(TransferSink* sink) { options_.transfer = sink; }
 
  private:
   HandlerOptions options_;

@@ -20,6 +20,8 @@
 
 #include "absl/status/status.h"
 #include "absl/strings/str_cat.h"
+#include "dataplane/dns/message.h"
+#include "dataplane/dns/name.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
 
@@ -53,6 +55,7 @@ class Fd {
   }
   ~Fd() { Reset(); }
   int get() const { return fd_; }
+  int Release() { return std::exchange(fd_, -1); }
   void Reset() {
     if (fd_ >= 0) ::close(fd_);
     fd_ = -1;
@@ -354,6 +357,7 @@ struct TcpConnection {
   uint32_t generation = 0;  // tells a stale epoll event from one for the slot's new tenant
   uint32_t events = 0;      // the epoll interest registered now
   bool eof = false;         // the client has shut down its sending side
+  bool handed_off = false;  // a zone transfer took the connection over
   sockaddr_storage peer{};  // the client, for NOTIFY access checks
   Clock::time_point last_query;
   size_t in_len = 0;
@@ -388,6 +392,7 @@ class TcpLoop {
   void Close(TcpConnection& c);
   bool Service(TcpConnection& c);
   void AnswerFrames(TcpConnection& c);
+  bool HandOffTransfer(TcpConnection& c, const uint8_t* query, size_t len);
   bool Flush(TcpConnection& c);
   void UpdateInterest(TcpConnection& c);
   void CloseIdle();
@@ -539,6 +544,7 @@ bool TcpLoop::Service(TcpConnection& c) {
   for (int reads = 0;; ++reads) {
     if (!Flush(c)) return false;
     AnswerFrames(c);
+    if (c.handed_off) return false;  // closes the slot; the descriptor is the transfer's now
     if (!Flush(c)) return false;
     if (!c.CanRead() || reads == kReadsPerEvent) break;
     ssize_t n = recv(c.fd.get(), c.in.get() + c.in_len, kTcpFrame - c.in_len, MSG_DONTWAIT);
@@ -576,6 +582,7 @@ void TcpLoop::AnswerFrames(TcpConnection& c) {
       c.out_end -= c.out_begin;
       c.out_begin = 0;
     }
+    if (HandOffTransfer(c, frame + 2, len)) return;
     uint8_t* out = c.out.get() + c.out_end;
     size_t n = handler_.Answer(snapshot_, frame + 2, len, out + 2, kTcpFrame - 2, Transport::kTcp,
                                counters_, reinterpret_cast<const sockaddr*>(&c.peer));
@@ -591,6 +598,30 @@ void TcpLoop::AnswerFrames(TcpConnection& c) {
   }
   if (pos > 0) std::memmove(c.in.get(), c.in.get() + pos, c.in_len - pos);
   c.in_len -= pos;
+}
+
+// AXFR and IXFR requests go, with the connection, to the control plane's transfer
+// server (when there is one and nothing is waiting to be sent before them): a transfer
+// is a stream of messages that the data plane does not hold.
+bool TcpLoop::HandOffTransfer(TcpConnection& c, const uint8_t* query, size_t len) {
+  TransferSink* sink = handler_.options().transfer;
+  if (sink == nullptr || c.pending() != 0 || len < dns::kHeaderSize || dns::header::Qr(query) ||
+      dns::header::Opcode(query) != dns::kOpQuery || dns::header::Qdcount(query) != 1)
+    return false;
+  size_t pos;
+  if (dns::SkipName(query, len, dns::kHeaderSize, &pos) != dns::NameError::kOk || pos + 4 > len)
+    return false;
+  uint16_t qtype = dns::Get16(query + pos);
+  if (qtype != dns::kTypeAXFR && qtype != dns::kTypeIXFR) return false;
+  epoll_ctl(epoll_.get(), EPOLL_CTL_DEL, c.fd.get(), nullptr);
+  int fd = c.fd.Release();
+  int flags = fcntl(fd, F_GETFL);
+  fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);  // the transfer server writes with blocking sends
+  sink->OnTransfer(fd, std::string(reinterpret_cast<const char*>(query), len),
+                   reinterpret_cast<const sockaddr*>(&c.peer));
+  c.handed_off = true;
+  ++counters_.rx_packets;
+  return true;
 }
 
 // Writes what the kernel takes now; the rest waits for EPOLLOUT. False on a send error.

@@ -239,6 +239,18 @@ std::shared_ptr<const Zone> ZoneBuilder::Build() {
   return zone;
 }
 
+std::shared_ptr<const Zone> ZoneBuilder::Unavailable(const std::string& apex) {
+  ZoneBuilder b(apex);
+  auto zone = std::make_shared<Zone>();
+  zone->name_text_ = NameText(b.apex_);
+  zone->names_ = b.names_;
+  zone->nodes_.push_back({0, static_cast<uint8_t>(b.apex_.size()),
+                          static_cast<uint8_t>(dns::CountLabels(b.names_.data())), kApex, 0, 0});
+  zone->servfail_ = true;
+  b.BuildIndex(*zone);
+  return zone;
+}
+
 void ZoneBuilder::FillAdditional(Zone& z) {
   for (RRset& set : z.rrsets_) {
     int off = AdditionalTargetOffset(set.type);

@@ -37,6 +37,9 @@ class ZoneBuilder {
   // Returns the zone, or nullptr when errors() is not empty.
   std::shared_ptr<const Zone> Build();
 
+  // A zone that has no servable copy: every query in it is answered SERVFAIL.
+  static std::shared_ptr<const Zone> Unavailable(const std::string& apex);
+
   const std::vector<BuildIssue>& errors() const { return errors_; }
   const std::vector<BuildIssue>& warnings() const { return warnings_; }
   size_t record_count() const { return records_.size(); }

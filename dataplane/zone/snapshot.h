@@ -52,6 +52,8 @@ class Zone {
   int apex_labels() const { return nodes_[0].labels; }
   const std::string& name_text() const { return name_text_; }
   uint32_t serial() const { return serial_; }
+  // A pulled zone with no valid copy (none yet, or expired): answered SERVFAIL.
+  bool servfail() const { return servfail_; }
 
   // Node lookup by lower-case wire name and its hash (HashName). Returns kNone if absent.
   uint32_t Find(const uint8_t* lower_name, size_t len, uint64_t hash) const;
@@ -88,6 +90,7 @@ class Zone {
   uint32_t serial_ = 0;
   uint32_t negative_ttl_ = 0;
   uint32_t soa_rrset_ = 0;
+  bool servfail_ = false;
   std::vector<Node> nodes_;     // nodes_[0] is the apex
   std::vector<RRset> rrsets_;   // grouped by node
   std::vector<uint8_t> names_;

@@ -266,3 +266,85 @@ def start_tandemd(tandemd, workdir, zone, zone_file, name="tandemd", timeout=20.
         return Server(name, [tandemd, "--config", conf], d, port)
 
     return _start_with_retry(make, zone, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers for the tandemctl and reload tests.
+
+def udp_query(addr, qname, rdtype, timeout=1.0):
+    """One query over UDP to addr; returns the reply (dns.message), raises on timeout."""
+    import dns.query
+    q = dns.message.make_query(qname, rdtype)
+    return dns.query.udp(q, addr[0], port=addr[1], timeout=timeout)
+
+
+def write_zone(path, origin, serial, extra=()):
+    """A small zone file: SOA, NS, ns1 and www addresses, then the lines of `extra`.
+
+    Line numbers are fixed: the first line of `extra` is line 7."""
+    lines = [
+        "$ORIGIN %s." % origin.rstrip("."),
+        "$TTL 300",
+        "@ IN SOA ns1 hostmaster %d 3600 600 86400 300" % serial,
+        "@ IN NS ns1",
+        "ns1 IN A 192.0.2.1",
+        "www IN A 192.0.2.10",
+    ] + list(extra)
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)   # a reload never sees a half-written file
+
+
+def tandem_config_zones(port, zones, control_socket="", state_dir=""):
+    """A tandemd config: one listen address, `zones` as [(name, file)], an optional
+    control socket."""
+    text = '[server]\nmode = "socket"\nlisten = ["%s:%d"]\nworkers = 1\n' % (LOOPBACK, port)
+    if state_dir:
+        text += 'state_dir = "%s"\n' % state_dir
+    if control_socket:
+        text += '\n[control]\nsocket = "%s"\n' % control_socket
+    for name, path in zones:
+        text += '\n[[zone]]\nname = "%s"\nfile = "%s"\n' % (name, path)
+    return text
+
+
+def start_tandemd_with(tandemd, workdir, zone, write_config, name="tandemd", timeout=20.0):
+    """Start tandemd on a free port with the config that write_config(port) returns (text),
+    written to WORKDIR/NAME/tandem.toml; waits until it answers SOA `zone`. The Server has
+    .config set to the config path."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "tandem.toml")
+
+    def make(port):
+        with open(conf, "w") as f:
+            f.write(write_config(port))
+        srv = Server(name, [tandemd, "--config", conf], d, port)
+        srv.config = conf
+        return srv
+
+    return _start_with_retry(make, zone, timeout=timeout)
+
+
+def run_tandemctl(tandemctl, socket_path, *args, json_output=False, timeout=60.0, preexec_fn=None):
+    """Run tandemctl once; returns subprocess.CompletedProcess (text stdout/stderr)."""
+    argv = [tandemctl, "--socket", socket_path] + (["--json"] if json_output else []) + list(args)
+    return subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout, preexec_fn=preexec_fn)
+
+
+def stop_process(proc, grace=5.0):
+    """SIGTERM a subprocess.Popen by pid, then SIGKILL after `grace` seconds."""
+    if proc is None or proc.poll() is not None:
+        return
+    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
+        try:
+            os.kill(proc.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            proc.wait(timeout=wait)
+            return
+        except subprocess.TimeoutExpired:
+            continue
