@@ -114,7 +114,7 @@ Journal Journal::Load(const std::string& dir, size_t max_versions) {
     std::string line;
     bool ok = true;
     while (std::getline(in, line) && ok) {
-      char sign;
+      char sign = 0;
       dns::Record r;
       if (!(ok = ParseLine(line, &sign, &r))) break;
       if (sign == 'F') diff.from_soa = r;

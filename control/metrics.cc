@@ -126,13 +126,24 @@ void AddWorkers(const std::vector<std::pair<std::string, dataplane::WorkerCounte
       Counter("tandem_worker_packets_total", "Packets received (rx) and sent (tx) by each worker.");
   MetricFamily errors = Counter("tandem_worker_errors_total",
                                 "Receive or send failures and malformed frames, by worker.");
+  MetricFamily frames = Counter(
+      "tandem_worker_frames_total",
+      "Poll-mode frames by worker and fate: to_kernel, from_kernel (exception path), malformed, "
+      "not_for_us (another MAC), tx_dropped (not taken by the port or the kernel).");
   for (const auto& [name, c] : workers) {
     AddSample(packets, c.rx_packets, {{"worker", name}, {"direction", "rx"}});
     AddSample(packets, c.tx_packets, {{"worker", name}, {"direction", "tx"}});
     AddSample(errors, c.rx_errors, {{"worker", name}});
+    if (name.rfind("lcore", 0) != 0) continue;  // socket workers have no frames
+    AddSample(frames, c.to_kernel, {{"worker", name}, {"fate", "to_kernel"}});
+    AddSample(frames, c.from_kernel, {{"worker", name}, {"fate", "from_kernel"}});
+    AddSample(frames, c.malformed, {{"worker", name}, {"fate", "malformed"}});
+    AddSample(frames, c.not_for_us, {{"worker", name}, {"fate", "not_for_us"}});
+    AddSample(frames, c.tx_dropped, {{"worker", name}, {"fate", "tx_dropped"}});
   }
   out.push_back(std::move(packets));
   out.push_back(std::move(errors));
+  out.push_back(std::move(frames));
 }
 
 // ---- zones: the snapshot being served ----

@@ -348,3 +348,388 @@ def stop_process(proc, grace=5.0):
             return
         except subprocess.TimeoutExpired:
             continue
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers for the zone transfer tests (test_transfers.py): Knot DNS and NSD as primaries,
+# tandemd as their secondary.
+
+def wait_any_reply(srv, zone, timeout=10.0):
+    """Poll an SOA query for `zone` until any reply comes (whatever its rcode); returns it."""
+    deadline = time.monotonic() + timeout
+    last = "no reply"
+    while time.monotonic() < deadline:
+        if not srv.alive():
+            raise ServerError("%s exited early with status %s; stderr:\n%s"
+                              % (srv.name, srv.proc.returncode, srv.stderr_text()))
+        try:
+            return soa_probe(srv.addr, zone, timeout=0.3)
+        except (OSError, dns.exception.DNSException) as e:
+            last = "%s: %s" % (type(e).__name__, e)
+        time.sleep(0.05)
+    raise ServerError("%s did not answer on port %d within %.0f s (last: %s); stderr:\n%s"
+                      % (srv.name, srv.port, timeout, last, srv.stderr_text()))
+
+
+def start_tandemd_pulled(tandemd, workdir, zone, write_config, name="tandemd", port=None,
+                         timeout=10.0):
+    """Start tandemd with the config text write_config(port) (in WORKDIR/NAME/tandem.toml)
+    on `port`, or on a free port (retried on an early exit), and wait until it answers an
+    SOA query for `zone` with any rcode: a pulled zone may still answer SERVFAIL. The
+    Server has .config set."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    conf = os.path.join(d, "tandem.toml")
+    last = None
+    for _ in range(1 if port else 3):
+        p = port or free_port()
+        with open(conf, "w") as f:
+            f.write(write_config(p))
+        srv = Server(name, [tandemd, "--config", conf], d, p)
+        srv.config = conf
+        srv.start()
+        try:
+            wait_any_reply(srv, zone, timeout=timeout)
+            return srv
+        except BaseException as e:
+            srv.stop()
+            last = e
+            if not isinstance(e, ServerError) or "exited early" not in str(e):
+                raise
+    raise last
+
+
+def knot_primary_config(workdir, port, zone, zone_file, notify=(), key=None, control_socket=""):
+    """A knotd config for a primary: transfers allowed from 127.0.0.0/8 (with the TSIG key
+    `key` = (name, algorithm, base64 secret) when given), NOTIFY to every "addr@port" of
+    `notify`, IXFR from the differences of its zone file (zonefile-load: difference,
+    journal-content: changes)."""
+    run = os.path.join(workdir, "run")
+    storage = os.path.join(workdir, "storage")
+    os.makedirs(run, exist_ok=True)
+    os.makedirs(storage, exist_ok=True)
+    text = f"""\
+server:
+    rundir: "{run}"
+    listen: {LOOPBACK}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+
+database:
+    storage: "{storage}"
+
+log:
+  - target: stderr
+    any: info
+"""
+    if control_socket:
+        text += f'\ncontrol:\n    listen: "{control_socket}"\n'
+    if key:
+        text += f"\nkey:\n  - id: {key[0]}\n    algorithm: {key[1]}\n    secret: {key[2]}\n"
+    text += "\nacl:\n  - id: xfr\n    address: 127.0.0.0/8\n    action: transfer\n"
+    if key:
+        text += f"    key: {key[0]}\n"
+    if notify:
+        text += "\nremote:\n"
+        for i, n in enumerate(notify):
+            text += f"  - id: sec{i}\n    address: {n}\n"
+    text += f"""
+zone:
+  - domain: {zone}
+    file: "{zone_file}"
+    storage: "{storage}"
+    zonefile-sync: -1
+    zonefile-load: difference
+    journal-content: changes
+    semantic-checks: off
+    dnssec-signing: off
+    zonemd-verify: off
+    acl: [xfr]
+"""
+    if notify:
+        text += "    notify: [%s]\n" % ", ".join("sec%d" % i for i in range(len(notify)))
+    return text
+
+
+def start_knot_primary(workdir, zone, zone_file, name="knot-primary", notify=(), key=None,
+                       knotd="knotd", timeout=20.0):
+    """Start knotd as a primary (knot_primary_config) on a free port; returns a ready
+    Server with .control_socket (for knotc -s)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+    sock = os.path.join(d, "knot.sock")
+
+    def make(port):
+        conf = os.path.join(d, "knot.conf")
+        with open(conf, "w") as f:
+            f.write(knot_primary_config(d, port, zone, zone_file, notify=notify, key=key,
+                                        control_socket=sock))
+        srv = Server(name, [knotd, "-c", conf], d, port)
+        srv.control_socket = sock
+        return srv
+
+    return _start_with_retry(make, zone, timeout=timeout)
+
+
+def nsd_primary_config(workdir, port, zone, zone_file, notify=()):
+    """An NSD config for a primary: AXFR (and IXFR from its zone file's differences, when
+    this NSD serves it) to 127.0.0.0/8 without a key, NOTIFY to every "addr@port" of
+    `notify`, rate limiting off, every file inside workdir."""
+    text = f"""\
+server:
+    ip-address: {LOOPBACK}
+    port: {port}
+    server-count: 1
+    username: ""
+    zonesdir: "{workdir}"
+    database: ""
+    zonelistfile: "{workdir}/zone.list"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}"
+    pidfile: "{workdir}/nsd.pid"
+    verbosity: 2
+    rrl-ratelimit: 0
+    reuseport: no
+
+remote-control:
+    control-enable: no
+
+zone:
+    name: {zone}
+    zonefile: "{zone_file}"
+    provide-xfr: 127.0.0.0/8 NOKEY
+    store-ixfr: yes
+    create-ixfr: yes
+"""
+    for n in notify:
+        text += f"    notify: {n} NOKEY\n"
+    return text
+
+
+def start_nsd_primary(workdir, zone, zone_file, name="nsd-primary", notify=(), nsd="nsd",
+                      timeout=20.0):
+    """Start `nsd -d -c CONF` as a primary on a free port; returns a ready Server. Its
+    directory (zonesdir) is WORKDIR/NAME. NSD 4.6.1 cannot create IXFR data (create-ixfr)
+    for a zone holding a record of an unknown type (TYPE65280...): it logs "could not
+    write ...spoolzone..." and answers IXFR with the whole zone."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(port):
+        conf = os.path.join(d, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(nsd_primary_config(d, port, zone, zone_file, notify=notify))
+        return Server(name, [nsd, "-d", "-c", conf], d, port)
+
+    return _start_with_retry(make, zone, timeout=timeout)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers for the primary-side test (test_primary.py): tandemd as the primary of a zone,
+# Knot DNS, NSD and a second tandemd as its secondaries.
+
+def start_any_reply(make, zone, port=None, attempts=3, timeout=20.0):
+    """make(port) -> Server (not started). Starts it on `port`, or on a free port (retried
+    after an early exit, e.g. a lost port race), and waits until it answers an SOA query for
+    `zone` with any rcode: a secondary without its first copy answers SERVFAIL."""
+    last = None
+    for _ in range(1 if port else attempts):
+        srv = make(port or free_port())
+        srv.start()
+        try:
+            wait_any_reply(srv, zone, timeout=timeout)
+            return srv
+        except BaseException as e:
+            srv.stop()
+            last = e
+            if not isinstance(e, ServerError) or "exited early" not in str(e):
+                raise
+    raise last
+
+
+def knot_secondary_config(workdir, port, zone, primary, key=None, notify_from=LOOPBACK):
+    """A knotd config for a secondary of `zone` pulled from `primary` ("addr@port"), with
+    the TSIG key `key` = (name, algorithm, base64 secret) on its transfers when given;
+    NOTIFY accepted (unsigned) from `notify_from`; transfers out allowed to 127.0.0.0/8 (to
+    compare its copy); logs at info level to stderr; no zone file written."""
+    run = os.path.join(workdir, "run")
+    storage = os.path.join(workdir, "storage")
+    os.makedirs(run, exist_ok=True)
+    os.makedirs(storage, exist_ok=True)
+    text = f"""\
+server:
+    rundir: "{run}"
+    listen: {LOOPBACK}@{port}
+    udp-workers: 1
+    tcp-workers: 1
+    background-workers: 1
+    answer-rotation: off
+    edns-client-subnet: off
+    nsid: ""
+
+database:
+    storage: "{storage}"
+
+log:
+  - target: stderr
+    any: info
+"""
+    if key:
+        text += f"\nkey:\n  - id: {key[0]}\n    algorithm: {key[1]}\n    secret: {key[2]}\n"
+    text += f"\nremote:\n  - id: primary\n    address: {primary}\n"
+    if key:
+        text += f"    key: {key[0]}\n"
+    text += f"""
+acl:
+  - id: notify-from-primary
+    address: {notify_from}
+    action: notify
+  - id: xfr-out
+    address: 127.0.0.0/8
+    action: transfer
+
+zone:
+  - domain: {zone}
+    master: primary
+    acl: [notify-from-primary, xfr-out]
+    file: "{storage}/secondary.zone"
+    storage: "{storage}"
+    zonefile-sync: -1
+    zonefile-load: none
+    semantic-checks: off
+    dnssec-signing: off
+    zonemd-verify: off
+"""
+    return text
+
+
+def start_knot_secondary(workdir, zone, primary, name="knot-secondary", key=None, port=None,
+                         knotd="knotd", timeout=20.0):
+    """Start knotd as a secondary (knot_secondary_config) on `port` or a free port; returns
+    it once it answers anything (SERVFAIL before its first transfer)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(p):
+        conf = os.path.join(d, "knot.conf")
+        with open(conf, "w") as f:
+            f.write(knot_secondary_config(d, p, zone, primary, key=key))
+        srv = Server(name, [knotd, "-c", conf], d, p)
+        srv.log_path = srv.stderr_path
+        return srv
+
+    return start_any_reply(make, zone, port=port, timeout=timeout)
+
+
+def nsd_secondary_config(workdir, port, zone, primary):
+    """An NSD config for a secondary of `zone` pulled from `primary` ("addr@port") without
+    a key, NOTIFY accepted from 127.0.0.1, transfers out to 127.0.0.0/8 (to compare its
+    copy), rate limiting off, every file inside workdir, the log in workdir/nsd.log."""
+    return f"""\
+server:
+    ip-address: {LOOPBACK}
+    port: {port}
+    server-count: 1
+    username: ""
+    zonesdir: "{workdir}"
+    database: ""
+    zonelistfile: "{workdir}/zone.list"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}"
+    pidfile: "{workdir}/nsd.pid"
+    logfile: "{workdir}/nsd.log"
+    verbosity: 2
+    rrl-ratelimit: 0
+    reuseport: no
+
+remote-control:
+    control-enable: no
+
+zone:
+    name: {zone}
+    zonefile: "{workdir}/secondary.zone"
+    request-xfr: {primary} NOKEY
+    allow-notify: {LOOPBACK} NOKEY
+    provide-xfr: 127.0.0.0/8 NOKEY
+"""
+
+
+def start_nsd_secondary(workdir, zone, primary, name="nsd-secondary", port=None, nsd="nsd",
+                        timeout=20.0):
+    """Start `nsd -d -c CONF` as a secondary on `port` or a free port; returns it once it
+    answers anything. The Server has .log_path (NSD's log file)."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(p):
+        conf = os.path.join(d, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(nsd_secondary_config(d, p, zone, primary))
+        srv = Server(name, [nsd, "-d", "-c", conf], d, p)
+        srv.log_path = os.path.join(d, "nsd.log")
+        return srv
+
+    return start_any_reply(make, zone, port=port, timeout=timeout)
+
+
+def soa_serial(addr, zone, timeout=0.5):
+    """The serial of an authoritative NOERROR SOA answer for `zone`, else None."""
+    try:
+        r = soa_probe(addr, zone, timeout=timeout)
+    except (OSError, dns.exception.DNSException):
+        return None
+    if r.rcode() != dns.rcode.NOERROR or not r.flags & dns.flags.AA:
+        return None
+    for rrset in r.answer:
+        if rrset.rdtype == dns.rdatatype.SOA:
+            return rrset[0].serial
+    return None
+
+
+def wait_serial(srv, zone, serial, timeout=30.0):
+    """Poll until `srv` answers SOA `zone` with `serial`; returns the seconds it took.
+    Raises ServerError (with the last serial seen) when the deadline passes."""
+    start = time.monotonic()
+    deadline = start + timeout
+    last = None
+    while time.monotonic() < deadline:
+        if not srv.alive():
+            raise ServerError("%s exited with status %s; stderr:\n%s"
+                              % (srv.name, srv.proc.returncode, srv.stderr_text()))
+        last = soa_serial(srv.addr, zone, timeout=0.3)
+        if last == serial:
+            return time.monotonic() - start
+        time.sleep(0.05)
+    raise ServerError("%s did not serve %s serial %d within %.0f s (last serial seen: %s)"
+                      % (srv.name, zone, serial, timeout, last))
+
+
+def read_log(path, start=0):
+    """The text of a log file from byte offset `start` ("" when it does not exist)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(start)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def wait_log(path, pattern, start=0, timeout=10.0):
+    """Poll the log file until the regex `pattern` matches its text after byte `start`;
+    returns the match, or None after `timeout` seconds."""
+    import re
+    rx = re.compile(pattern)
+    deadline = time.monotonic() + timeout
+    while True:
+        m = rx.search(read_log(path, start))
+        if m or time.monotonic() > deadline:
+            return m
+        time.sleep(0.05)

@@ -13,6 +13,7 @@ Namespaces, links and processes are removed at the end, also on failure.
 """
 
 import argparse
+import json
 import os
 import signal
 import socket
@@ -63,6 +64,9 @@ eal_args = [{eal_toml}]
 address = ["{netns.SERVER_V4}/24", "{netns.SERVER_V6}/64"]
 exception_iface = "{bed.exception_if}"
 
+[control]
+socket = "{tmp}/control.sock"
+
 [[zone]]
 name = "{zone}"
 file = "{zone_file}"
@@ -95,7 +99,7 @@ def send_malformed(ifname, dst_mac, log):
     frames.append(dst + src + b"\x08\x00" + base_ip + udp)               # bad IP checksum
     long_ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 1400, 1, 0, 64, 17, 0, ip_src, ip_dst)
     frames.append(dst + src + b"\x08\x00" + long_ip + udp)               # length past the frame
-    frames.append(dst + src + b"\x86\xdd" + b"\x60" + b"\x00" * 20)      # truncated IPv6
+    frames.append(dst + src + b"\x86\xdd" + b"\x60\x00\x00\x00\x05\xdc\x11\x40")  # IPv6 payload past the frame
     frames.append(bytes(6) + src + b"\x08\x00" + base_ip + udp)          # not our MAC
     sent = 0
     for _ in range(200):
@@ -172,6 +176,12 @@ def run_once(args, vdev_kind, log):
             r = procs.soa_probe(tandem.addr, gz.origin, timeout=2)
             check(tandem.alive() and r.rcode() == 0, "still answering after malformed frames",
                   failures, log)
+            stats = subprocess.run([args.tandemctl, "--socket", os.path.join(tmp, "control.sock"),
+                                    "--json", "stats"], capture_output=True, text=True, timeout=10)
+            total = json.loads(stats.stdout).get("total", {}) if stats.returncode == 0 else {}
+            check(total.get("malformed", 0) >= 1000 and total.get("not_for_us", 0) >= 200,
+                  "malformed frames counted (malformed %s, not_for_us %s)"
+                  % (total.get("malformed"), total.get("not_for_us")), failures, log)
 
             bed.leave_client()
             check(udp53_sockets(bed) == [], "no kernel UDP socket on port 53 in dpdk mode",
@@ -188,6 +198,7 @@ def run_once(args, vdev_kind, log):
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--tandemd", required=True)
+    ap.add_argument("--tandemctl", required=True)
     ap.add_argument("--seed", type=int, default=test_differential.DEFAULT_SEED)
     ap.add_argument("--queries", type=int, default=1500)
     ap.add_argument("--names", type=int, default=300)
@@ -195,6 +206,7 @@ def main():
     ap.add_argument("--vdev", choices=["af_packet", "af_xdp", "both"], default="both")
     args = ap.parse_args()
     args.tandemd = os.path.abspath(args.tandemd)
+    args.tandemctl = os.path.abspath(args.tandemctl)
     signal.signal(signal.SIGTERM, test_differential._sigterm)
     if os.geteuid() != 0:
         print("SKIP: needs root for network namespaces")
