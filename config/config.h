@@ -44,6 +44,9 @@ struct HealthConfig {
   int rise = 3;
   int fall = 3;
   absl::Duration overload = absl::Milliseconds(250);
+  // Failover: after a swap, the zone stays on its new copy at least this long unless that
+  // copy's source goes DOWN (against flapping). Used at the zone level.
+  absl::Duration hold = absl::Seconds(5);
 };
 
 struct TsigKey {

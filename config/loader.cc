@@ -433,12 +433,13 @@ class Loader {
   // Overrides the fields of `h` (already holding the inherited values) that `t` sets.
   void ReadHealth(const toml::table& t, const std::string& self, HealthConfig* h) {
     std::string where = self == "health" ? "in [health]" : absl::StrCat("in ", self);
-    Fields f(errors_, t, self, where, {"interval", "timeout", "rise", "fall", "overload"});
+    Fields f(errors_, t, self, where, {"interval", "timeout", "rise", "fall", "overload", "hold"});
     f.Duration("interval", &h->interval);
     f.Duration("timeout", &h->timeout);
     f.Int("rise", 1, 100, &h->rise);
     f.Int("fall", 1, 100, &h->fall);
     f.Duration("overload", &h->overload);
+    f.Duration("hold", &h->hold);
   }
 
   // An optional "health" table in `f`, inheriting from `parent`.

@@ -858,9 +858,13 @@ json::Value ControlServer::ZoneCommand(const std::string& command,
       if (!st.ok()) return Error(std::string(st.message()));
       return Ok().Set("message", json::Value::String(absl::StrCat("refresh of ", z.name, " scheduled")));
     }
-    if (command == "use")
-      return Error("pinning a source (use ZONE SOURCE|auto) comes with failover; the zone "
-                   "answers from its newest valid copy");
+    if (command == "use") {
+      absl::Status st = daemon_.Use(z.name, args[1]);
+      if (!st.ok()) return Error(std::string(st.message()));
+      return Ok().Set("message", json::Value::String(
+                                     args[1] == "auto" ? absl::StrCat(z.name, ": automatic choice of the copy")
+                                                       : absl::StrCat(z.name, ": pinned to ", args[1])));
+    }
     return SourcesOf(z.name);
   }
   return Error(absl::StrCat("no such zone: ", key));
@@ -890,13 +894,21 @@ json::Value ControlServer::SourcesOf(const std::string& zone) {
                      .Set("last_transfer", Value::String(s.last_transfer))
                      .Set("last_error", Value::String(s.last_error))
                      .Set("transfers_ok", Value::Number(s.transfers_ok))
-                     .Set("transfers_failed", Value::Number(s.transfers_failed)));
+                     .Set("transfers_failed", Value::Number(s.transfers_failed))
+                     .Set("state", Value::String(s.up ? "UP" : "DOWN"))
+                     .Set("probe_latency_ms", Value::Number(absl::ToDoubleMilliseconds(s.probe_latency)))
+                     .Set("probe_error", Value::String(s.probe_error))
+                     .Set("probe_serial", Value::Number(static_cast<uint64_t>(s.probe_serial))));
   }
   return Ok()
       .Set("zone", Value::String(st->name))
       .Set("state", Value::String(st->state))
       .Set("serial", Value::Number(static_cast<uint64_t>(st->serial)))
       .Set("active_source", Value::String(st->active_source))
+      .Set("pinned", Value::String(st->pinned))
+      .Set("swaps", Value::Number(st->swaps))
+      .Set("last_swap", when(st->last_swap))
+      .Set("last_swap_reason", Value::String(st->last_swap_reason))
       .Set("sources", std::move(sources));
 }
 

@@ -336,6 +336,18 @@ absl::StatusOr<PulledZoneStatus> Daemon::Sources(const std::string& zone) const 
   return absl::NotFoundError(absl::StrCat("zone ", want, " is not pulled from sources"));
 }
 
+absl::Status Daemon::Use(const std::string& zone, const std::string& source) {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  if (!secondaries_) return absl::NotFoundError(absl::StrCat("zone ", zone, " is not pulled from sources"));
+  return secondaries_->Use(zone, source);
+}
+
+std::vector<PulledZoneStatus> Daemon::PulledZones() const {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  if (!secondaries_) return {};
+  return secondaries_->Status();
+}
+
 absl::Status Daemon::Refresh(const std::string& zone) {
   std::lock_guard<std::mutex> n(notify_mu_);
   if (!secondaries_) return absl::NotFoundError(absl::StrCat("zone ", zone, " is not pulled from sources"));

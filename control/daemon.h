@@ -85,6 +85,8 @@ class Daemon : public dataplane::NotifySink {
   // Pulled zones (tandemctl sources / refresh). NotFound for a zone that is not pulled.
   absl::StatusOr<PulledZoneStatus> Sources(const std::string& zone) const;
   absl::Status Refresh(const std::string& zone);
+  absl::Status Use(const std::string& zone, const std::string& source);
+  std::vector<PulledZoneStatus> PulledZones() const;
 
   // NOTIFY from the workers, handed to the pulled zones.
   uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) override;

@@ -165,6 +165,40 @@ void AddZones(const std::vector<ZoneStatus>& zones, Families& out) {
   out.push_back(std::move(memory));
 }
 
+// ---- pulled zones: sources, health, failover ----
+
+void AddPulled(const std::vector<PulledZoneStatus>& zones, Families& out) {
+  MetricFamily active = Gauge("tandem_zone_active_source",
+                              "1 for the source whose copy of the zone is answered, 0 for the others.");
+  MetricFamily up = Gauge("tandem_source_up", "1 when the source is UP by its SOA probes, 0 when DOWN.");
+  MetricFamily serial = Gauge("tandem_source_serial", "Serial of the source's copy (0: none yet).");
+  MetricFamily latency = Gauge("tandem_source_probe_latency_seconds", "Latency of the last SOA probe.");
+  MetricFamily probes = Counter("tandem_source_probes_total", "SOA probes, by result.");
+  MetricFamily swaps = Counter("tandem_zone_swaps_total", "Changes of the copy answered for the zone.");
+  MetricFamily transfers = Counter("tandem_transfers_total",
+                                   "Refreshes that fetched a copy (type axfr or ixfr, result success) or "
+                                   "failed (type refresh, result failure).");
+  for (const PulledZoneStatus& z : zones) {
+    AddSample(swaps, static_cast<double>(z.swaps), {{"zone", z.name}});
+    for (const SourceStatus& s : z.sources) {
+      Labels l = {{"zone", z.name}, {"source", s.name}};
+      AddSample(active, s.name == z.active_source ? 1 : 0, l);
+      AddSample(up, s.up ? 1 : 0, l);
+      AddSample(serial, s.serial, l);
+      AddSample(latency, Seconds(s.probe_latency), l);
+      AddSample(probes, static_cast<double>(s.probes_ok), {{"zone", z.name}, {"source", s.name}, {"result", "success"}});
+      AddSample(probes, static_cast<double>(s.probes_failed), {{"zone", z.name}, {"source", s.name}, {"result", "failure"}});
+      AddSample(transfers, static_cast<double>(s.transfers_axfr),
+                {{"zone", z.name}, {"source", s.name}, {"type", "axfr"}, {"result", "success"}});
+      AddSample(transfers, static_cast<double>(s.transfers_ixfr),
+                {{"zone", z.name}, {"source", s.name}, {"type", "ixfr"}, {"result", "success"}});
+      AddSample(transfers, static_cast<double>(s.transfers_failed),
+                {{"zone", z.name}, {"source", s.name}, {"type", "refresh"}, {"result", "failure"}});
+    }
+  }
+  for (MetricFamily* f : {&active, &up, &serial, &latency, &probes, &swaps, &transfers}) out.push_back(std::move(*f));
+}
+
 // ---- the daemon ----
 
 MetricFamily Reloads(const DaemonStatus& s) {
@@ -198,11 +232,13 @@ void AddDaemon(const DaemonStatus& s, Families& out) {
   out.push_back(std::move(build));
 }
 
-Families CollectFamilies(const DaemonStatus& status, const std::vector<ZoneStatus>& zones) {
+Families CollectFamilies(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
+                         const std::vector<PulledZoneStatus>& pulled) {
   Families out;
   AddTraffic(status.totals, out);
   AddWorkers(status.per_worker, out);
   AddZones(zones, out);
+  AddPulled(pulled, out);
   AddDaemon(status, out);
   return out;
 }
@@ -215,7 +251,7 @@ class DaemonCollector final : public prometheus::Collectable {
   explicit DaemonCollector(const Daemon& daemon) : daemon_(daemon) {}
 
   std::vector<MetricFamily> Collect() const override {
-    return CollectFamilies(daemon_.Status(), daemon_.Zones());
+    return CollectFamilies(daemon_.Status(), daemon_.Zones(), daemon_.PulledZones());
   }
 
  private:
@@ -275,8 +311,9 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
                                           std::move(exposer));
 }
 
-std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones) {
-  return prometheus::TextSerializer().Serialize(CollectFamilies(status, zones));
+std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
+                          const std::vector<PulledZoneStatus>& pulled) {
+  return prometheus::TextSerializer().Serialize(CollectFamilies(status, zones, pulled));
 }
 
 }  // namespace tandem::control

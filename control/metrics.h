@@ -14,6 +14,7 @@ namespace tandem::control {
 class Daemon;
 struct DaemonStatus;
 struct ZoneStatus;
+struct PulledZoneStatus;
 
 class MetricsServer {
  public:
@@ -27,6 +28,7 @@ class MetricsServer {
 
 // The tandem_* metrics of one status and zone list in the Prometheus text format: what a
 // scrape of /metrics returns, less the exposer's own exposer_* metrics.
-std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones);
+std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
+                          const std::vector<PulledZoneStatus>& pulled = {});
 
 }  // namespace tandem::control

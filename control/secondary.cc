@@ -9,6 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_replace.h"
+#include "control/failover.h"
 #include "control/log.h"
 #include "control/transfer.h"
 #include "dataplane/dns/name.h"
@@ -30,7 +31,15 @@ struct Secondaries::Source {
   std::string last_error;
   std::string last_transfer;
   uint64_t transfers_ok = 0, transfers_failed = 0;
+  uint64_t transfers_axfr = 0, transfers_ixfr = 0;
   bool recheck = false;  // a NOTIFY or refresh came while a check was in flight
+  // Health from continuous probes.
+  config::HealthConfig hc;
+  Health health{3, 3};
+  absl::Duration probe_latency;
+  std::string probe_error;
+  uint32_t probe_serial = 0;
+  uint64_t probes_ok = 0, probes_failed = 0;
 };
 
 struct Secondaries::Pulled {
@@ -40,6 +49,13 @@ struct Secondaries::Pulled {
   std::vector<Source> sources;
   std::vector<dataplane::Prefix> notify_allow;
   std::shared_ptr<const zone::Zone> unavailable;
+  // Failover.
+  int active = -1;   // the source answered from
+  int pinned = -1;   // tandemctl use ZONE SOURCE
+  absl::Duration hold;
+  absl::Time last_swap = absl::InfinitePast();
+  uint64_t swaps = 0;
+  std::string last_swap_reason;
 };
 
 // What one refresh found; applied under the lock.
@@ -195,6 +211,7 @@ absl::Status Secondaries::Init() {
     dns::LowerName(reinterpret_cast<uint8_t*>(z->apex.data()), z->apex.size());
     z->name = dns::NameToText(reinterpret_cast<const uint8_t*>(z->apex.data()));
     z->unavailable = zone::ZoneBuilder::Unavailable(z->apex);
+    z->hold = zc.health.value_or(cfg_.health).hold;
     for (const auto& p : zc.notify_allow)
       if (auto prefix = dataplane::ParsePrefix(p)) z->notify_allow.push_back(*prefix);
     for (const auto& sc : zc.sources) {
@@ -211,14 +228,91 @@ absl::Status Secondaries::Init() {
           if (k.name == want) s.key = k;
         if (!s.key) return absl::InvalidArgumentError(absl::StrCat("zone ", zc.name, " source ", sc.name, ": no TSIG key ", sc.tsig));
       }
+      s.hc = sc.health.value_or(zc.health.value_or(cfg_.health));
+      s.health = Health(s.hc.rise, s.hc.fall);
       LoadSaved(*z, s);
       z->sources.push_back(std::move(s));
     }
     zones_.push_back(std::move(z));
   }
+  prober_ = std::make_unique<Prober>([this](size_t target, const ProbeResult& r) { OnProbe(target, r); });
+  for (auto& z : zones_) {
+    for (size_t i = 0; i < z->sources.size(); ++i) {
+      const Source& src = z->sources[i];
+      prober_->Add({src.endpoint, z->apex, src.key, src.hc});
+      probe_map_.emplace_back(z.get(), static_cast<int>(i));
+    }
+  }
   std::lock_guard<std::mutex> lock(mu_);
+  SelectLocked(absl::Now());
   ActiveChangedLocked();
   return absl::OkStatus();
+}
+
+void Secondaries::OnProbe(size_t target, const ProbeResult& r) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    auto [z, index] = probe_map_[target];
+    Source& s = z->sources[index];
+    s.probe_latency = r.latency;
+    s.probe_error = r.error;
+    if (r.ok) {
+      ++s.probes_ok;
+      s.probe_serial = r.serial;
+      // A newer serial seen by a probe is fetched now, not at the next refresh.
+      if (!s.copy || SerialNewer(r.serial, s.copy->serial())) MakeDue(s);
+    } else {
+      ++s.probes_failed;
+    }
+    if (!s.health.Record(r.ok)) return;
+    if (s.health.up())
+      LogInfo("zone ", z->name, " source ", s.name, " UP after ", s.hc.rise, " good probes (serial ", r.serial, ")");
+    else
+      LogWarning("zone ", z->name, " source ", s.name, " DOWN after ", s.hc.fall, " failed probes: ", r.error);
+  }
+  cv_.notify_all();
+}
+
+// Applies the failover policy to every zone; logs and counts each swap.
+void Secondaries::SelectLocked(absl::Time now) {
+  for (auto& zp : zones_) {
+    Pulled& z = *zp;
+    std::vector<CopyView> views;
+    for (const auto& s : z.sources)
+      views.push_back({s.copy != nullptr && s.expires > now, s.health.up(), s.copy ? s.copy->serial() : 0});
+    Choice c = ChooseCopy(views, z.active, z.pinned, now - z.last_swap < z.hold);
+    if (c.index == z.active) continue;
+    std::string reason = SwapReason(z, c);
+    if (z.active >= 0 || c.index >= 0) {
+      LogInfo("zone ", z.name, ": answering from ", c.index >= 0 ? z.sources[c.index].name : "nothing (SERVFAIL)",
+              c.index >= 0 ? absl::StrCat(" serial ", z.sources[c.index].copy->serial()) : "", ": ", reason);
+    }
+    if (z.active >= 0) ++z.swaps;
+    z.active = c.index;
+    z.last_swap = now;
+    z.last_swap_reason = reason;
+  }
+}
+
+std::string Secondaries::SwapReason(const Pulled& z, const Choice& c) const {
+  auto name = [&](int i) { return i >= 0 ? z.sources[i].name : std::string("nothing"); };
+  const Source* old = z.active >= 0 ? &z.sources[z.active] : nullptr;
+  const Source* next = c.index >= 0 ? &z.sources[c.index] : nullptr;
+  switch (c.reason) {
+    case Reason::kFirstCopy: return absl::StrCat("first copy, from ", name(c.index));
+    case Reason::kNewerSerial:
+      return absl::StrCat(name(c.index), " has the newer serial ", next->copy->serial(), " (", name(z.active),
+                          " has ", old->copy ? old->copy->serial() : 0, ")");
+    case Reason::kActiveDown:
+      return absl::StrCat(name(z.active), " DOWN after ", old->hc.fall, " failed probes: ", old->probe_error);
+    case Reason::kPreferred:
+      return absl::StrCat(name(c.index), " is UP with the same serial and preferred over ", name(z.active));
+    case Reason::kActiveExpired: return absl::StrCat("the copy from ", name(z.active), " expired");
+    case Reason::kPinned: return absl::StrCat("pinned to ", name(c.index), " by the operator");
+    case Reason::kNoCopy: return "no valid copy left";
+    case Reason::kNone: break;
+  }
+  return "";
 }
 
 void Secondaries::LoadSaved(Pulled& z, Source& s) {
@@ -263,9 +357,11 @@ void Secondaries::Start() {
   stop_ = false;
   running_ = true;
   thread_ = std::thread([this] { Run(); });
+  prober_->Start();
 }
 
 void Secondaries::Stop() {
+  if (prober_) prober_->Stop();
   {
     std::lock_guard<std::mutex> lock(mu_);
     stop_ = true;
@@ -303,6 +399,7 @@ void Secondaries::Run() {
       if (stop_) break;
       Apply(*due_zone, *due, std::move(out), absl::Now());
     }
+    SelectLocked(absl::Now());
     if (ActiveChangedLocked()) {
       lock.unlock();
       on_change_();
@@ -338,6 +435,7 @@ void Secondaries::Schedule(Source& s, Outcome& out, Pulled& z, absl::Time now) {
     s.built = std::move(out.built);
     s.last_transfer = absl::StrCat(out.transfer, " at ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone()));
     ++s.transfers_ok;
+    ++(out.transfer.rfind("IXFR", 0) == 0 ? s.transfers_ixfr : s.transfers_axfr);
     LogInfo("zone ", z.name, " source ", s.name, " (", s.address_text, "): ", out.transfer);
   }
   s.last_error.clear();
@@ -350,15 +448,9 @@ void Secondaries::Schedule(Source& s, Outcome& out, Pulled& z, absl::Time now) {
 }
 
 std::shared_ptr<const zone::Zone> Secondaries::ActiveLocked(const Pulled& z, std::string* source) const {
-  absl::Time now = absl::Now();
-  const Source* best = nullptr;
-  for (const auto& s : z.sources) {
-    if (!s.copy || s.expires <= now) continue;
-    if (best == nullptr || SerialNewer(s.copy->serial(), best->copy->serial())) best = &s;
-  }
-  if (best == nullptr) return z.unavailable;
-  if (source) *source = best->name;
-  return best->built;
+  if (z.active < 0 || !z.sources[z.active].built) return z.unavailable;
+  if (source) *source = z.sources[z.active].name;
+  return z.sources[z.active].built;
 }
 
 bool Secondaries::ActiveChangedLocked() {
@@ -403,9 +495,21 @@ std::vector<PulledZoneStatus> Secondaries::Status() const {
       ss.last_transfer = s.last_transfer;
       ss.transfers_ok = s.transfers_ok;
       ss.transfers_failed = s.transfers_failed;
+      ss.transfers_axfr = s.transfers_axfr;
+      ss.transfers_ixfr = s.transfers_ixfr;
+      ss.up = s.health.up();
+      ss.probe_latency = s.probe_latency;
+      ss.probe_error = s.probe_error;
+      ss.probe_serial = s.probe_serial;
+      ss.probes_ok = s.probes_ok;
+      ss.probes_failed = s.probes_failed;
       zs.sources.push_back(std::move(ss));
     }
     zs.serial = active->servfail() ? 0 : active->serial();
+    zs.pinned = z->pinned >= 0 ? z->sources[z->pinned].name : "";
+    zs.swaps = z->swaps;
+    zs.last_swap_reason = z->last_swap_reason;
+    zs.last_swap = z->last_swap;
     zs.state = !active->servfail() ? "serving" : any_copy ? "expired" : "waiting for a first copy";
     out.push_back(std::move(zs));
   }
@@ -440,6 +544,33 @@ absl::Status Secondaries::Refresh(const std::string& zone_name) {
     Pulled* z = FindLocked(*apex);
     if (z == nullptr) return absl::NotFoundError(absl::StrCat("no pulled zone ", zone_name));
     for (auto& s : z->sources) MakeDue(s);
+  }
+  cv_.notify_all();
+  return absl::OkStatus();
+}
+
+absl::Status Secondaries::Use(const std::string& zone_name, const std::string& source) {
+  auto apex = dns::NameFromText(zone_name);
+  if (!apex.ok()) return apex.status();
+  dns::LowerName(reinterpret_cast<uint8_t*>(apex->data()), apex->size());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    Pulled* z = FindLocked(*apex);
+    if (z == nullptr) return absl::NotFoundError(absl::StrCat("no pulled zone ", zone_name));
+    if (source == "auto") {
+      z->pinned = -1;
+      LogInfo("zone ", z->name, ": pin released; the failover policy chooses the copy");
+    } else {
+      int found = -1;
+      for (size_t i = 0; i < z->sources.size(); ++i)
+        if (z->sources[i].name == source) found = static_cast<int>(i);
+      if (found < 0) return absl::NotFoundError(absl::StrCat("zone ", z->name, " has no source ", source));
+      const Source& s = z->sources[found];
+      if (!s.copy || s.expires <= absl::Now())
+        return absl::FailedPreconditionError(absl::StrCat("source ", source, " of zone ", z->name, " has no valid copy to answer from"));
+      z->pinned = found;
+      LogInfo("zone ", z->name, ": pinned to source ", source, " by the operator");
+    }
   }
   cv_.notify_all();
   return absl::OkStatus();

@@ -27,6 +27,8 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "control/failover.h"
+#include "control/probe.h"
 #include "control/tsig.h"
 #include "control/zone_copy.h"
 #include "dataplane/address.h"
@@ -48,6 +50,12 @@ struct SourceStatus {
   std::string last_error;     // empty after a success
   std::string last_transfer;  // "AXFR serial 7: 1200 records, 3 messages, 12 ms at ..."
   uint64_t transfers_ok = 0, transfers_failed = 0;
+  uint64_t transfers_axfr = 0, transfers_ixfr = 0;  // of transfers_ok
+  bool up = true;             // health from continuous probes
+  absl::Duration probe_latency;
+  std::string probe_error;    // the last probe's failure, empty after a success
+  uint32_t probe_serial = 0;  // the serial the last good probe saw
+  uint64_t probes_ok = 0, probes_failed = 0;
 };
 
 struct PulledZoneStatus {
@@ -55,6 +63,10 @@ struct PulledZoneStatus {
   std::string active_source;  // empty when serving nothing (SERVFAIL)
   uint32_t serial = 0;
   std::string state;          // "serving", "expired", "waiting for a first copy"
+  std::string pinned;         // the operator's pin, empty for automatic choice
+  uint64_t swaps = 0;
+  std::string last_swap_reason;
+  absl::Time last_swap = absl::InfinitePast();
   std::vector<SourceStatus> sources;
 };
 
@@ -77,6 +89,8 @@ class Secondaries : public dataplane::NotifySink {
   bool Has(const std::string& zone_name) const;
   // Makes every source of the zone due now.
   absl::Status Refresh(const std::string& zone_name);
+  // Pins the zone to a source's copy ("auto" releases the pin).
+  absl::Status Use(const std::string& zone_name, const std::string& source);
 
   uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) override;
 
@@ -87,6 +101,9 @@ class Secondaries : public dataplane::NotifySink {
   struct Outcome;
 
   void Run();
+  void OnProbe(size_t target, const ProbeResult& r);
+  void SelectLocked(absl::Time now);
+  std::string SwapReason(const Pulled& z, const Choice& c) const;
   static Outcome Check(const config::ZoneConfig& cfg, const std::string& apex, const Source& s,
                        std::shared_ptr<const ZoneCopy> copy);
   void Apply(Pulled& z, Source& s, Outcome out, absl::Time now);
@@ -105,6 +122,8 @@ class Secondaries : public dataplane::NotifySink {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Pulled>> zones_;
   std::vector<const zone::Zone*> last_active_;
+  std::unique_ptr<Prober> prober_;
+  std::vector<std::pair<Pulled*, int>> probe_map_;  // probe target -> zone, source
   bool stop_ = false;
   bool running_ = false;
   std::thread thread_;

@@ -227,14 +227,22 @@ void PrintSources(const Value& r) {
   std::printf("zone %s: %s, serial %s, active source %s\n", Text(r.Find("zone")).c_str(),
               Text(r.Find("state")).c_str(), Text(r.Find("serial")).c_str(),
               Text(r.Find("active_source")).empty() ? "none" : Text(r.Find("active_source")).c_str());
-  std::vector<std::vector<std::string>> rows = {
-      {"SOURCE", "ADDRESS", "ACTIVE", "SERIAL", "RECORDS", "LAST REFRESH", "EXPIRES", "LAST TRANSFER", "LAST ERROR"}};
+  if (!Text(r.Find("pinned")).empty() && Text(r.Find("pinned")) != "-")
+    std::printf("pinned to %s by the operator\n", Text(r.Find("pinned")).c_str());
+  if (!Text(r.Find("last_swap_reason")).empty())
+    std::printf("%s swaps; last at %s: %s\n", Text(r.Find("swaps")).c_str(), Text(r.Find("last_swap")).c_str(),
+                Text(r.Find("last_swap_reason")).c_str());
+  std::vector<std::vector<std::string>> rows = {{"SOURCE", "ADDRESS", "STATE", "ACTIVE", "SERIAL", "PROBE",
+                                                 "LAST REFRESH", "EXPIRES", "LAST TRANSFER", "LAST ERROR"}};
   if (const Value* sources = r.Find("sources"); sources != nullptr && sources->is_array()) {
-    for (const Value& s : sources->items)
-      rows.push_back({Text(s.Find("name")), Text(s.Find("address")), Text(s.Find("active")),
-                      Text(s.Find("has_copy")) == "yes" ? Text(s.Find("serial")) : "-",
-                      Text(s.Find("records")), Text(s.Find("last_refresh")), Text(s.Find("expires")),
-                      Text(s.Find("last_transfer")), Text(s.Find("last_error"))});
+    for (const Value& s : sources->items) {
+      std::string error = Text(s.Find("last_error"));
+      if (error.empty() || error == "-") error = Text(s.Find("probe_error"));
+      rows.push_back({Text(s.Find("name")), Text(s.Find("address")), Text(s.Find("state")),
+                      Text(s.Find("active")), Text(s.Find("has_copy")) == "yes" ? Text(s.Find("serial")) : "-",
+                      Text(s.Find("probe_latency_ms")) + " ms", Text(s.Find("last_refresh")),
+                      Text(s.Find("expires")), Text(s.Find("last_transfer")), error});
+    }
   }
   PrintTable(rows);
 }

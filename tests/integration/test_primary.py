@@ -269,21 +269,55 @@ def xfr_query(zone, rdtype, serial=None, keyring=None, wrong=False):
     return q
 
 
+def raw_xfr_size(addr, zone, rdtype, serial=None, timeout=10.0):
+    """Octets of the messages of a transfer (without the TCP length fields), read until
+    the server closes the connection (tandemd closes it after the stream)."""
+    wire = xfr_query(zone, rdtype, serial=serial).to_wire()
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    total = 0
+    try:
+        s.settimeout(timeout)
+        s.connect(addr)
+        s.sendall(struct.pack("!H", len(wire)) + wire)
+        while True:
+            head = s.recv(2, socket.MSG_WAITALL)
+            if len(head) < 2:
+                return total
+            (ln,) = struct.unpack("!H", head)
+            total += len(_recv_exact(s, ln))
+    finally:
+        s.close()
+
+
 def header_rcode(raw):
     return raw[3] & 0x0F if len(raw) >= 4 else None
 
 
 def tsig_error(raw):
-    """The Error field of the TSIG record ending the message (parsed by hand: no key)."""
+    """The Error field of a TSIG record ending the additional section, read by hand (no
+    key needed); None when there is none."""
     try:
-        m = dns.message.from_wire(raw, keyring=None, ignore_trailing=True,
-                                  one_rr_per_rrset=True, continue_on_error=True)
-    except Exception:  # noqa: BLE001 - dnspython may refuse an unverifiable TSIG
-        m = None
-    if m is not None and m.tsig is not None:
-        return m.tsig[0].error
-    # By hand: the TSIG RDATA ends with error (2) and other len (2) + other data.
-    return None
+        qd, an, ns, ar = struct.unpack("!HHHH", raw[4:12])
+        pos = 12
+        for _ in range(qd):
+            _, used = dns.name.from_wire(raw, pos)
+            pos += used + 4
+        found = None
+        for _ in range(an + ns + ar):
+            _, used = dns.name.from_wire(raw, pos)
+            pos += used
+            rtype, _, _, rdlen = struct.unpack("!HHIH", raw[pos:pos + 10])
+            pos += 10
+            if rtype == T.TSIG:
+                _, alg_len = dns.name.from_wire(raw, pos)
+                p = pos + alg_len + 6 + 2  # algorithm, time signed, fudge
+                (mac_len,) = struct.unpack("!H", raw[p:p + 2])
+                p += 2 + mac_len + 2       # MAC, original ID
+                (found,) = struct.unpack("!H", raw[p:p + 2])
+            pos += rdlen
+        return found
+    except (struct.error, dns.exception.DNSException, IndexError):
+        return None
 
 
 # ---------------------------------------------------------------- the test
@@ -344,24 +378,15 @@ def tandem_primary_config(port, state, zone, zone_file, allow, notify, key=True)
     return text
 
 
-def tandem_secondary_config(port, state, zone, primary_port):
-    return f"""\
-[server]
-mode = "socket"
-listen = ["{procs.LOOPBACK}:{port}"]
-workers = 1
-state_dir = "{state}"
-
-[[tsig]]
-name = "{KEY_NAME}"
-algorithm = "{KEY_ALG}"
-secret = "{KEY_SECRET}"
-
-[[zone]]
-name = "{zone}"
-sources = [{{ name = "tandem1", address = "{procs.LOOPBACK}:{primary_port}", tsig = "{KEY_NAME}" }}]
-allow_transfer = ["127.0.0.0/8"]
-"""
+def tandem_secondary_config(port, state, zone, primary_port, key=False):
+    text = '[server]\nmode = "socket"\nlisten = ["%s:%d"]\nworkers = 1\nstate_dir = "%s"\n' % (
+        procs.LOOPBACK, port, state)
+    if key:
+        text += '\n[[tsig]]\nname = "%s"\nalgorithm = "%s"\nsecret = "%s"\n' % (KEY_NAME, KEY_ALG, KEY_SECRET)
+    text += '\n[[zone]]\nname = "%s"\nsources = [{ name = "tandem1", address = "%s:%d"%s }]\n' % (
+        zone, procs.LOOPBACK, primary_port, (', tsig = "%s"' % KEY_NAME) if key else "")
+    text += 'allow_transfer = ["127.0.0.0/8"]\n'
+    return text
 
 
 def distinct_ports(n):
@@ -417,8 +442,8 @@ def run(args, tmp, tandemd, servers, checks, log):
     zone_file = os.path.join(pdir, "zone.db")
     with open(zone_file, "w") as f:
         f.write(gz.text)
-    p_knot, p_nsd, p_t2 = distinct_ports(3)
-    notify = ["%s:%d" % (procs.LOOPBACK, p) for p in (p_knot, p_nsd, p_t2)]
+    p_knot, p_nsd, p_t2, p_t4 = distinct_ports(4)
+    notify = ["%s:%d" % (procs.LOOPBACK, p) for p in (p_knot, p_nsd, p_t2, p_t4)]
 
     # ---- 1. bootstrap -------------------------------------------------------------------
     t1 = procs.start_tandemd_with(
@@ -429,6 +454,8 @@ def run(args, tmp, tandemd, servers, checks, log):
     servers.append(t1)
     t1.log_path = t1.stderr_path
     primary = "%s@%d" % (procs.LOOPBACK, t1.port)
+    # knot signs its transfers with the key (tandem1 verifies and signs every message);
+    # nsd and tandem2 transfer without a key; tandem4 signs with the key.
     knot = procs.start_knot_secondary(tmp, zone, primary, name="knot", port=p_knot,
                                       key=(KEY_NAME, KEY_ALG, KEY_SECRET), knotd=args.knotd)
     servers.append(knot)
@@ -440,26 +467,44 @@ def run(args, tmp, tandemd, servers, checks, log):
         name="tandem2", port=p_t2)
     servers.append(t2)
     t2.log_path = t2.stderr_path
+    t4 = procs.start_tandemd_pulled(
+        tandemd, tmp, zone,
+        lambda port: tandem_secondary_config(port, os.path.join(tmp, "tandem4", "state"), zone, t1.port, key=True),
+        name="tandem4", port=p_t4)
+    servers.append(t4)
+    t4.log_path = t4.stderr_path
     secondaries = [knot, nsd, t2]
-    log("tandem1 (primary) on %d; knot %d, nsd %d, tandem2 %d" % (t1.port, knot.port, nsd.port, t2.port))
+    log("tandem1 (primary) on %d; knot %d (TSIG), nsd %d, tandem2 %d, tandem4 %d (TSIG)"
+        % (t1.port, knot.port, nsd.port, t2.port, t4.port))
 
-    for sec in secondaries:
+    t4_ok = False
+    for sec in secondaries + [t4]:
         try:
-            took = procs.wait_serial(sec, zone, serial1, timeout=30)
+            took = procs.wait_serial(sec, zone, serial1, timeout=30 if sec is not t4 else 10)
             checks.expect(True, "bootstrap: %s serves serial %d (after %.1f s)" % (sec.name, serial1, took))
+            t4_ok |= sec is t4
         except procs.ServerError as e:
-            checks.expect(False, "bootstrap: %s serves serial %d" % (sec.name, serial1),
-                          "%s\nlog:\n%s" % (e, procs.read_log(sec.log_path)[-3000:]))
-    # How each got it: their logs.
-    m = procs.wait_log(knot.log_path, r"AXFR, incoming, remote %s[^\n]*(finished|serial %d)" % (re.escape(primary), serial1), timeout=5)
-    checks.expect(m is not None, "bootstrap: knot's log shows an incoming AXFR from tandem1",
+            checks.expect(False, "bootstrap: %s serves serial %d%s" % (
+                sec.name, serial1, " (TSIG-signed transfers from tandem1)" if sec is t4 else ""),
+                "%s\nlog:\n%s" % (e, procs.read_log(sec.log_path)[-1500:]))
+    # How each got it: their logs, and tandem1's.
+    m = procs.wait_log(knot.log_path, r"AXFR, incoming, remote %s, finished" % re.escape(primary), timeout=5)
+    checks.expect(m is not None, "bootstrap: knot's log shows a finished incoming AXFR from tandem1 (signed)",
                   procs.read_log(knot.log_path)[-2000:])
-    m = procs.wait_log(nsd.log_path, r"(AXFR|IXFR)[^\n]*%d|%d[^\n]*(AXFR|IXFR)" % (serial1, serial1), timeout=5)
-    checks.expect(m is not None and "AXFR" in m.group(0), "bootstrap: nsd's log shows an AXFR of serial %d" % serial1,
-                  procs.read_log(nsd.log_path)[-2000:])
+    m = procs.wait_log(nsd.log_path, r"received update to serial %d [^\n]*from %s[^\n]*" % (serial1, re.escape(primary)), timeout=5)
+    checks.expect(m is not None, "bootstrap: nsd's log shows the update to serial %d from tandem1 (%s)"
+                  % (serial1, m.group(0) if m else "-"), procs.read_log(nsd.log_path)[-2000:])
     m = procs.wait_log(t2.log_path, r"source tandem1[^\n]*: AXFR serial %d" % serial1, timeout=5)
     checks.expect(m is not None, "bootstrap: tandem2's log shows an AXFR of serial %d" % serial1,
                   procs.read_log(t2.log_path)[-2000:])
+    kinds = re.findall(r"transfer of \S+ serial %d to [^:]+:\d+: ([A-Z][^,]*)," % serial1, procs.read_log(t1.log_path))
+    log("     tandem1 served before any test transfer: %s" % (", ".join(kinds) or "nothing logged"))
+    if t4_ok:
+        secondaries.append(t4)     # then it takes part in every later check too
+    checks.expect(kinds.count("AXFR") >= len(secondaries) and all(k in ("AXFR", "IXFR (up to date)") for k in kinds),
+                  "bootstrap: tandem1 logged an AXFR for each of %s and no other transfer of data (nsd got AXFR)"
+                  % ", ".join(x.name for x in secondaries),
+                  procs.read_log(t1.log_path)[-2000:])
 
     ref = compare_copies(checks, t1, secondaries, zone, "bootstrap", log)
     if ref is not None:
@@ -498,7 +543,7 @@ def run(args, tmp, tandemd, servers, checks, log):
                            start=marks["tandem1"], timeout=10)
         checks.expect(m is not None, "edit: tandem1's NOTIFY of serial %d to %s acknowledged" % (serial2, sec.name),
                       procs.read_log(t1.log_path, marks["tandem1"])[-2000:])
-    m = procs.wait_log(knot.log_path, r"IXFR, incoming, remote %s[^\n]*(finished|serial %d -> %d)" % (re.escape(primary), serial1, serial2),
+    m = procs.wait_log(knot.log_path, r"IXFR, incoming, remote %s, finished" % re.escape(primary),
                        start=marks["knot"], timeout=5)
     new_knot = procs.read_log(knot.log_path, marks["knot"])
     checks.expect(m is not None and "AXFR, incoming" not in new_knot,
@@ -506,15 +551,39 @@ def run(args, tmp, tandemd, servers, checks, log):
     m = procs.wait_log(t2.log_path, r"source tandem1[^\n]*: IXFR serial %d" % serial2, start=marks["tandem2"], timeout=5)
     checks.expect(m is not None, "edit: tandem2 fetched the change by IXFR (its log)",
                   procs.read_log(t2.log_path, marks["tandem2"])[-2000:])
-    m = procs.wait_log(nsd.log_path, r"(AXFR|IXFR)[^\n]*%d|%d[^\n]*(AXFR|IXFR)" % (serial2, serial2), start=marks["nsd"], timeout=5)
-    nsd_kind = ("IXFR" if "IXFR" in m.group(0) else "AXFR") if m else None
-    checks.expect(m is not None, "edit: nsd's log shows how it fetched serial %d: %s" % (serial2, nsd_kind),
+    m = procs.wait_log(nsd.log_path, r"received update to serial %d [^\n]*" % serial2, start=marks["nsd"], timeout=5)
+    checks.expect(m is not None, "edit: nsd's log shows the update to serial %d (%s)" % (serial2, m.group(0) if m else "-"),
                   procs.read_log(nsd.log_path, marks["nsd"])[-2000:])
-    t1_new = procs.read_log(t1.log_path, marks["tandem1"])
-    kinds = re.findall(r"transfer of \S+ serial %d to [^:]+:\d+: ([A-Z][^,]*)," % serial2, t1_new)
+    if t4_ok:
+        m = procs.wait_log(t4.log_path, r"source tandem1[^\n]*: IXFR serial %d" % serial2, start=marks["tandem4"], timeout=5)
+        checks.expect(m is not None, "edit: tandem4 fetched the change by IXFR (its log)",
+                      procs.read_log(t4.log_path, marks["tandem4"])[-2000:])
+    # NSD does not log the kind of transfer, only its size: compare that with the sizes of
+    # an IXFR from the old serial and of an AXFR, fetched here from tandem1 the same way.
+    kinds = re.findall(r"transfer of \S+ serial %d to [^:]+:\d+: ([A-Z][^,]*)," % serial2,
+                       procs.read_log(t1.log_path, marks["tandem1"]))
     log("     tandem1 served after the edit: %s" % (", ".join(kinds) or "nothing logged"))
-    checks.expect(kinds.count("IXFR") >= 2, "edit: tandem1 logged at least two incremental IXFRs (knot, tandem2)",
-                  t1_new[-2000:])
+    nsd_kind = "unknown"
+    if m:
+        size = re.search(r"of (\d+) bytes", procs.read_log(nsd.log_path, marks["nsd"]))
+        try:
+            ixfr_size = raw_xfr_size(t1.addr, zone, T.IXFR, serial1)
+            axfr_size = raw_xfr_size(t1.addr, zone, T.AXFR)
+            got = int(size.group(1)) if size else -1
+            nsd_kind = {ixfr_size: "IXFR", axfr_size: "AXFR"}.get(got, "unknown (%d bytes; IXFR %d, AXFR %d)"
+                                                                     % (got, ixfr_size, axfr_size))
+        except (OSError, EOFError, ValueError) as e:
+            nsd_kind = "unknown (%s)" % e
+    nsd_fallback = "starting AXFR" in procs.read_log(nsd.log_path, marks["nsd"])
+    checks.expect(nsd_kind in ("IXFR", "AXFR"), "edit: nsd fetched serial %d by %s%s (the size in its log)"
+                  % (serial2, nsd_kind, " after an IXFR it could not apply" if nsd_fallback else ""),
+                  procs.read_log(nsd.log_path, marks["nsd"])[-1500:])
+    diff_file = sorted(os.listdir(os.path.join(pdir, "state", "primary", zone.rstrip("."), "ixfr")))
+    if diff_file:
+        with open(os.path.join(pdir, "state", "primary", zone.rstrip("."), "ixfr", diff_file[-1])) as f:
+            signs = [line[0] for line in f]
+        log("     tandem1's recorded difference: %d removed, %d added (names in RDATA whose case the"
+            " re-rendered file changed count as changed)" % (signs.count("-"), signs.count("+")))
 
     ref2 = compare_copies(checks, t1, secondaries, zone, "edit", log)
     if ref2 is not None:
@@ -563,7 +632,7 @@ def run(args, tmp, tandemd, servers, checks, log):
     wrong = dns.tsigkeyring.from_text({KEY_NAME: WRONG_SECRET})
     raw = raw_tcp_exchange(t1.addr, xfr_query(zone, T.AXFR, keyring=wrong).to_wire())
     err = tsig_error(raw)
-    checks.expect(header_rcode(raw) == dns.rcode.NOTAUTH and err in (None, dns.rcode.BADSIG),
+    checks.expect(header_rcode(raw) == dns.rcode.NOTAUTH and err == dns.rcode.BADSIG,
                   "TSIG: AXFR signed with a wrong secret is answered NOTAUTH (TSIG error %s)" % err,
                   "rcode %s, TSIG error %s, %d bytes" % (header_rcode(raw), err, len(raw)))
     try:
@@ -581,8 +650,22 @@ def run(args, tmp, tandemd, servers, checks, log):
                       "TSIG: kdig -y with a wrong secret gets NOTAUTH/BADSIG", text[-1500:])
     except (OSError, subprocess.TimeoutExpired) as e:
         checks.expect(False, "TSIG: kdig -y with a wrong secret", str(e))
-    m = re.search(r"AXFR, incoming, remote %s[^\n]*" % re.escape(primary), procs.read_log(knot.log_path))
-    log("     knot's transfers were signed with %s (its remote has the key): %s" % (KEY_NAME, m.group(0) if m else "-"))
+    # A signed ordinary query (the SOA query a secondary sends before a transfer) must get
+    # a signed answer (RFC 8945 5.3), else the secondary cannot verify it.
+    for transport in ("+notcp", "+tcp"):
+        try:
+            out = subprocess.run([args.kdig, "@%s" % procs.LOOPBACK, "-p", str(t1.port), transport, "+time=3", "+retry=0",
+                                  "-y", "%s:%s:%s" % (KEY_ALG, KEY_NAME, KEY_SECRET), "SOA", zone],
+                                 stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=30)
+            text = out.stdout + out.stderr
+            checks.expect("NOERROR" in text and "WARNING" not in text and re.search(r"\bTSIG\b", text),
+                          "TSIG: an SOA query signed with the key (kdig %s) gets a signed answer" % transport,
+                          text[-1200:])
+        except (OSError, subprocess.TimeoutExpired) as e:
+            checks.expect(False, "TSIG: signed SOA query (kdig %s)" % transport, str(e))
+    bad = re.findall(r"[^\n]*failed to verify TSIG[^\n]*", procs.read_log(knot.log_path))
+    checks.expect(not bad, "TSIG: knot (key on its remote) never failed to verify tandem1's answers",
+                  "\n".join(bad[:4]))
 
     # ---- 4. allow_transfer ----------------------------------------------------------------
     t3dir = os.path.join(tmp, "tandem3")
