@@ -205,6 +205,23 @@ TEST(ZoneCopy, ApplyIsCaseInsensitiveForOwners) {
   EXPECT_EQ(n->size(), 4u);
 }
 
+// Names inside RDATA compare case-insensitively too: a primary may spell them with another
+// case in the IXFR than in the AXFR the copy came from (tandemd's own MessageWriter does:
+// compression points "Mail.example.com." at an earlier "mail.example.com.").
+TEST(ZoneCopy, ApplyMatchesNamesInRdataCaseInsensitively) {
+  auto rs = BaseRecords(1);
+  rs.push_back(Rec("mx.example.com.", dns::kTypeMX, 300, Bytes({0, 10}) + Wire("Mail.Example.com.")));
+  auto c = ZoneCopy::FromRecords(Wire(kZone), rs);
+  ASSERT_TRUE(c.ok());
+  IxfrDiff d = Diff(1, 2, {Rec("mx.example.com.", dns::kTypeMX, 300, Bytes({0, 10}) + Wire("mail.example.com."))}, {});
+  // The removed record's SOA-to-SOA difference may spell the old SOA's names differently as well.
+  d.from_soa.rdata = Wire("NS1.example.com.") + Wire("hostmaster.EXAMPLE.com.") + d.from_soa.rdata.substr(d.from_soa.rdata.size() - 20);
+  auto n = c->Apply({d});
+  ASSERT_TRUE(n.ok()) << n.status();
+  EXPECT_EQ(n->serial(), 2u);
+  EXPECT_EQ(n->size(), 5u);  // the MX is gone, one SOA
+}
+
 TEST(ZoneCopy, ApplyRejectsWrongFromSerial) {
   auto c = ZoneCopy::FromRecords(Wire(kZone), BaseRecords(5));
   ASSERT_TRUE(c.ok());
