@@ -140,6 +140,8 @@ absl::Status Daemon::Start() {
     if (!key.ok()) return key.status();
     keys.push_back(*key);
   }
+  query_tsig_.SetKeys(keys);
+  handler_.set_tsig_sink(&query_tsig_);
   transfer_server_ = std::make_unique<TransferServer>(
       [this](const std::string& apex) { return FindTransferable(apex); }, std::move(keys));
   handler_.set_transfer_sink(transfer_server_.get());
@@ -227,6 +229,11 @@ absl::Status Daemon::Reload() {
     secondaries_->Start();
     return fail(s);
   }
+  std::vector<tsig::Key> keys;
+  for (const auto& k : next->tsig)
+    if (auto key = tsig::MakeKey(k); key.ok()) keys.push_back(*key);
+  query_tsig_.SetKeys(keys);
+  transfer_server_->SetKeys(std::move(keys));
   LogLevel level;
   if (ParseLogLevel(next->server.log_level, &level)) SetLogLevel(level);
   size_t before = cfg_.zones.size();
@@ -309,8 +316,11 @@ absl::Status Daemon::UpdatePrimaryState(const config::Config& cfg,
     if (current != by_apex.end()) {
       std::string name = FileSafeName(zc.name);
       std::string dir = absl::StrCat(cfg.server.state_dir, "/primary/", name);
-      if (!out.journal) out.journal = std::make_shared<Journal>(Journal::Load(absl::StrCat(dir, "/ixfr")));
-      RecordVersion(*current->second, previous.count(apex) ? previous[apex].get() : nullptr, dir, *out.journal);
+      // Copy on write: transfers in flight keep reading the history they started with.
+      auto journal = out.journal ? std::make_shared<Journal>(*out.journal)
+                                 : std::make_shared<Journal>(Journal::Load(absl::StrCat(dir, "/ixfr")));
+      RecordVersion(*current->second, previous.count(apex) ? previous[apex].get() : nullptr, dir, *journal);
+      out.journal = std::move(journal);
     }
     next[apex] = std::move(out);
   }

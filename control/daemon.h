@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "control/journal.h"
+#include "control/query_tsig.h"
 #include "control/secondary.h"
 #include "control/transfer_out.h"
 #include "dataplane/counters.h"
@@ -129,6 +130,7 @@ class Daemon : public dataplane::NotifySink {
   std::map<std::string, ZoneOut> zones_out_;  // by lower-case apex (wire)
   std::map<std::string, std::shared_ptr<const zone::Zone>> served_;  // what the snapshot holds
   std::unique_ptr<TransferServer> transfer_server_;
+  QueryTsig query_tsig_;
   std::unique_ptr<Notifier> notifier_;
   std::unique_ptr<dataplane::DpdkServer> dpdk_;      // mode "dpdk": UDP on the poll-mode path
   std::unique_ptr<dataplane::SocketServer> sockets_;  // UDP and TCP; TCP only in mode "dpdk"

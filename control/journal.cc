@@ -24,9 +24,10 @@ namespace {
 
 std::string Key(const dns::Record& r) {
   std::string k = r.owner;
+  dns::LowerName(reinterpret_cast<uint8_t*>(k.data()), k.size());
   k.push_back(static_cast<char>(r.type >> 8));
   k.push_back(static_cast<char>(r.type));
-  k += r.rdata;
+  k += dns::CanonicalRdata(r.type, r.rdata);
   return k;
 }
 
@@ -95,75 +96,89 @@ IxfrDiff Difference(const std::vector<dns::Record>& from, const std::vector<dns:
   return d;
 }
 
+namespace {
+
+std::vector<std::string> DiffFiles(const std::string& dir) {
+  std::vector<std::string> files;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      std::string name = e->d_name;
+      if (name.size() > 5 && name.substr(name.size() - 5) == ".diff") files.push_back(name);
+    }
+    closedir(d);
+  }
+  return files;
+}
+
+std::optional<IxfrDiff> ReadDiff(const std::string& path) {
+  std::ifstream in(path);
+  IxfrDiff diff;
+  std::string line;
+  while (std::getline(in, line)) {
+    char sign = 0;
+    dns::Record r;
+    if (!ParseLine(line, &sign, &r)) return std::nullopt;
+    if (sign == 'F') diff.from_soa = r;
+    else if (sign == 'T') diff.to_soa = r;
+    else if (sign == '-') diff.removed.push_back(r);
+    else if (sign == '+') diff.added.push_back(r);
+  }
+  if (diff.from_soa.rdata.size() < 20 || diff.to_soa.rdata.size() < 20) return std::nullopt;
+  return diff;
+}
+
+// "<from serial>-<to serial>.diff": the history is put in order by its serials, not by
+// file names or times.
+std::string FileName(const IxfrDiff& d) {
+  return absl::StrCat(SoaSerial(d.from_soa), "-", SoaSerial(d.to_soa), ".diff");
+}
+
+}  // namespace
+
 Journal Journal::Load(const std::string& dir, size_t max_versions) {
   Journal j;
   j.dir_ = dir;
   j.max_versions_ = max_versions;
-  DIR* d = opendir(dir.c_str());
-  if (d == nullptr) return j;
-  std::vector<std::string> files;
-  while (dirent* e = readdir(d)) {
-    std::string name = e->d_name;
-    if (name.size() > 5 && name.substr(name.size() - 5) == ".diff") files.push_back(name);
-  }
-  closedir(d);
-  std::sort(files.begin(), files.end());  // "<sequence>.diff", zero-padded
-  for (const auto& f : files) {
-    std::ifstream in(absl::StrCat(dir, "/", f));
-    IxfrDiff diff;
-    std::string line;
-    bool ok = true;
-    while (std::getline(in, line) && ok) {
-      char sign = 0;
-      dns::Record r;
-      if (!(ok = ParseLine(line, &sign, &r))) break;
-      if (sign == 'F') diff.from_soa = r;
-      else if (sign == 'T') diff.to_soa = r;
-      else if (sign == '-') diff.removed.push_back(r);
-      else if (sign == '+') diff.added.push_back(r);
-    }
-    if (!ok || diff.from_soa.rdata.size() < 20 || diff.to_soa.rdata.size() < 20) {
-      LogWarning(dir, "/", f, ": unreadable IXFR history file; history restarts");
-      j.diffs_.clear();
+  absl::flat_hash_map<uint32_t, IxfrDiff> by_from;
+  absl::flat_hash_map<uint32_t, int> to_count;
+  for (const auto& f : DiffFiles(dir)) {
+    auto diff = ReadDiff(absl::StrCat(dir, "/", f));
+    if (!diff) {
+      LogWarning(dir, "/", f, ": unreadable IXFR history file, ignored");
       continue;
     }
-    if (!j.diffs_.empty() && SoaSerial(j.diffs_.back().to_soa) != SoaSerial(diff.from_soa)) j.diffs_.clear();
-    j.diffs_.push_back(std::move(diff));
+    ++to_count[SoaSerial(diff->to_soa)];
+    by_from[SoaSerial(diff->from_soa)] = std::move(*diff);
+  }
+  // A chain starts at a difference whose from serial no other difference leads to; with
+  // several (a broken history), the longest is kept.
+  for (auto& [from, diff] : by_from) {
+    if (to_count.count(from)) continue;
+    std::vector<IxfrDiff> chain;
+    uint32_t at = from;
+    while (by_from.count(at) && chain.size() <= by_from.size()) {
+      chain.push_back(by_from[at]);
+      at = SoaSerial(chain.back().to_soa);
+    }
+    if (chain.size() > j.diffs_.size()) j.diffs_ = std::move(chain);
   }
   return j;
 }
 
 absl::Status Journal::Append(IxfrDiff diff) {
-  if (!diffs_.empty() && SoaSerial(diffs_.back().to_soa) != SoaSerial(diff.from_soa)) {
-    diffs_.clear();
-    // Files of the broken chain go too.
-    if (DIR* d = opendir(dir_.c_str())) {
-      while (dirent* e = readdir(d)) {
-        std::string name = e->d_name;
-        if (name.size() > 5 && name.substr(name.size() - 5) == ".diff") unlink(absl::StrCat(dir_, "/", name).c_str());
-      }
-      closedir(d);
-    }
-  }
+  if (!diffs_.empty() && SoaSerial(diffs_.back().to_soa) != SoaSerial(diff.from_soa)) diffs_.clear();
   std::string text = Line('F', diff.from_soa) + Line('T', diff.to_soa);
   for (const auto& r : diff.removed) text += Line('-', r);
   for (const auto& r : diff.added) text += Line('+', r);
-  char name[32];
-  std::snprintf(name, sizeof name, "%020llu.diff", static_cast<unsigned long long>(absl::ToUnixMicros(absl::Now())));
+  std::string name = FileName(diff);
   diffs_.push_back(std::move(diff));
-  if (auto s = WriteFileAtomically(absl::StrCat(dir_, "/", name), text); !s.ok()) return s;
   while (diffs_.size() > max_versions_) diffs_.erase(diffs_.begin());
-  // Older files beyond the limit are removed by name order.
-  if (DIR* d = opendir(dir_.c_str())) {
-    std::vector<std::string> files;
-    while (dirent* e = readdir(d)) {
-      std::string n = e->d_name;
-      if (n.size() > 5 && n.substr(n.size() - 5) == ".diff") files.push_back(n);
-    }
-    closedir(d);
-    std::sort(files.begin(), files.end());
-    for (size_t i = 0; i + max_versions_ < files.size(); ++i) unlink(absl::StrCat(dir_, "/", files[i]).c_str());
-  }
+  if (auto s = WriteFileAtomically(absl::StrCat(dir_, "/", name), text); !s.ok()) return s;
+  // Files not in the history any more (dropped, or of a broken chain) go.
+  absl::flat_hash_map<std::string, bool> keep;
+  for (const auto& d : diffs_) keep[FileName(d)] = true;
+  for (const auto& f : DiffFiles(dir_))
+    if (!keep.count(f)) unlink(absl::StrCat(dir_, "/", f).c_str());
   return absl::OkStatus();
 }
 

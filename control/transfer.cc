@@ -166,7 +166,9 @@ class Stream {
       result_.records.push_back(first_);
     }
     if (mode_ == kWhole) {
-      if (soa && r.rdata == first_.rdata && dns::NameEqual(reinterpret_cast<const uint8_t*>(r.owner.data()), reinterpret_cast<const uint8_t*>(first_.owner.data()))) {
+      // The closing SOA equals the first one; names compare without case (a server's
+      // compression may spell them differently in different messages).
+      if (soa && dns::CanonicalRdata(r.type, r.rdata) == dns::CanonicalRdata(first_.type, first_.rdata)) {
         done_ = true;
         return true;
       }

@@ -153,6 +153,11 @@ void TransferServer::Stop() {
   jobs_.clear();
 }
 
+void TransferServer::SetKeys(std::vector<tsig::Key> keys) {
+  std::lock_guard<std::mutex> lock(keys_mu_);
+  keys_ = std::move(keys);
+}
+
 void TransferServer::OnTransfer(int fd, std::string query, const sockaddr* from) {
   Job job{fd, std::move(query), {}};
   if (from) std::memcpy(&job.from, from, from->sa_family == AF_INET ? sizeof(sockaddr_in) : sizeof(sockaddr_in6));
@@ -197,7 +202,12 @@ void TransferServer::Serve(Job& job) const {
 std::vector<std::string> TransferServer::Answer(std::string query, const sockaddr* from) const {
   auto* msg = reinterpret_cast<uint8_t*>(query.data());
   uint64_t now = static_cast<uint64_t>(time(nullptr));
-  tsig::ServerVerdict verdict = tsig::VerifyRequest(msg, query.size(), keys_, now);
+  std::vector<tsig::Key> keys;
+  {
+    std::lock_guard<std::mutex> lock(keys_mu_);
+    keys = keys_;
+  }
+  tsig::ServerVerdict verdict = tsig::VerifyRequest(msg, query.size(), keys, now);
   size_t len = verdict.signed_request ? verdict.length_without_tsig : query.size();
   dns::Query q;
   dns::QueryVerdict v = dns::ParseQuery(msg, len, &q);
@@ -255,7 +265,7 @@ std::vector<std::string> TransferServer::Answer(std::string query, const sockadd
   }
   if (verdict.signed_request) {
     const tsig::Key* key = nullptr;
-    for (const auto& k : keys_)
+    for (const auto& k : keys)
       if (k.name == verdict.key_name) key = &k;
     if (key != nullptr) {
       tsig::ServerSession session(*key, verdict.request_mac);

@@ -45,6 +45,7 @@ class TransferServer : public dataplane::TransferSink {
 
   void OnTransfer(int fd, std::string query, const sockaddr* from) override;
   void Stop();
+  void SetKeys(std::vector<tsig::Key> keys);  // on reload
 
   // The messages answering `query` (exposed for tests); empty when nothing is to be sent.
   std::vector<std::string> Answer(std::string query, const sockaddr* from) const;
@@ -59,6 +60,7 @@ class TransferServer : public dataplane::TransferSink {
   void Serve(Job& job) const;
 
   Lookup lookup_;
+  mutable std::mutex keys_mu_;
   std::vector<tsig::Key> keys_;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -33,7 +33,7 @@ std::string Key(const dns::Record& r) {
   dns::LowerName(reinterpret_cast<uint8_t*>(k.data()), k.size());
   k.push_back(static_cast<char>(r.type >> 8));
   k.push_back(static_cast<char>(r.type));
-  k += r.rdata;
+  k += dns::CanonicalRdata(r.type, r.rdata);
   return k;
 }
 

@@ -252,6 +252,57 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
                             uint8_t* out, size_t out_cap, Transport transport,
                             WorkerCounters& counters, const sockaddr* client) const {
   ++counters.queries[static_cast<int>(transport)];
+  return AnswerImpl(snapshot, query, query_len, out, out_cap, transport, counters, client, 0);
+}
+
+// A signed request: verified on a private copy (the answer may overwrite the request in
+// place), answered without its TSIG record, then signed. Rare; may allocate.
+size_t QueryHandler::AnswerSigned(const zone::Snapshot* snapshot, const uint8_t* query,
+                                  size_t query_len, uint8_t* out, size_t out_cap,
+                                  Transport transport, WorkerCounters& counters,
+                                  const sockaddr* client) const {
+  constexpr size_t kMaxSigned = 4096;
+  constexpr size_t kTsigReserve = 300;  // key and algorithm names, a 64-byte MAC, fields
+  uint8_t copy[kMaxSigned];
+  if (options_.tsig == nullptr || query_len > kMaxSigned) {
+    ++counters.responses[dns::kNotAuth];
+    dns::Query q;
+    dns::ParseQuery(query, query_len, &q);
+    if (out != query) std::memcpy(out, query, q.question_end);
+    StartHeader(out, query, dns::kNotAuth);
+    dns::Put16(out + 4, 1);
+    std::memset(out + 6, 0, 6);
+    return q.question_end;
+  }
+  std::memcpy(copy, query, query_len);
+  TsigVerdict v = options_.tsig->Verify(copy, query_len);
+  dns::Query q;
+  if (v.formerr || dns::ParseQuery(copy, v.length, &q) == dns::QueryVerdict::kFormErrHeader) {
+    ++counters.responses[dns::kFormErr];
+    return HeaderOnly(query, out, dns::kFormErr);
+  }
+  size_t limit = transport == Transport::kTcp ? std::min<size_t>(out_cap, dns::kMaxMessageSize)
+                                              : UdpLimit(q, options_, out_cap);
+  size_t n;
+  if (v.error != 0) {
+    ++counters.responses[dns::kNotAuth];
+    std::memcpy(out, copy, q.question_end);
+    StartHeader(out, copy, dns::kNotAuth);
+    dns::Put16(out + 4, 1);
+    std::memset(out + 6, 0, 6);
+    n = q.question_end;
+  } else {
+    n = AnswerImpl(snapshot, copy, v.length, out, limit, transport, counters, client, kTsigReserve);
+    if (n == 0) return 0;
+  }
+  size_t signed_len = options_.tsig->Sign(v, out, n, limit);
+  return signed_len != 0 ? signed_len : n;
+}
+
+size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* query,
+                                size_t query_len, uint8_t* out, size_t out_cap,
+                                Transport transport, WorkerCounters& counters,
+                                const sockaddr* client, size_t reserve) const {
   dns::Query q;
   dns::QueryVerdict verdict = dns::ParseQuery(query, query_len, &q);
   if (verdict == dns::QueryVerdict::kDrop || out_cap < 512) {
@@ -262,11 +313,12 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
     ++counters.responses[dns::kFormErr];
     return HeaderOnly(query, out, dns::kFormErr);
   }
+  if (q.has_tsig) return AnswerSigned(snapshot, query, query_len, out, out_cap, transport, counters, client);
   if (out != query) std::memcpy(out, query, q.question_end);
   size_t limit = transport == Transport::kTcp ? std::min<size_t>(out_cap, dns::kMaxMessageSize)
                                               : UdpLimit(q, options_, out_cap);
   size_t opt_size = q.has_edns ? 11 : 0;
-  MessageWriter w(out, limit - opt_size);
+  MessageWriter w(out, limit - opt_size - reserve);
   w.StartAfterQuestion(q.question_end, q.qname.labels);
 
   uint8_t rcode = dns::kNoError;
@@ -313,7 +365,7 @@ size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query
   }
 
   if (q.has_edns) {
-    w.set_limit(limit);
+    w.set_limit(limit - reserve);
     if (w.WriteOpt(options_.udp_max_payload, static_cast<uint8_t>(rcode >> 4), q.edns_do)) ++counts[kAdditional];
   }
   StartHeader(out, query, static_cast<uint8_t>(rcode));

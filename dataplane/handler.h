@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "dataplane/counters.h"
@@ -34,11 +35,31 @@ class TransferSink {
   virtual void OnTransfer(int fd, std::string query, const sockaddr* from) = 0;
 };
 
+// Verifies signed requests and signs their responses (TSIG, RFC 8945). Signed requests
+// are rare (a secondary's SOA checks, NOTIFY): this path may allocate.
+struct TsigVerdict {
+  bool formerr = false;   // malformed TSIG: FORMERR, unsigned
+  uint16_t error = 0;     // BADSIG, BADKEY, BADTIME: NOTAUTH carrying the error
+  size_t length = 0;      // the request's length without its TSIG record
+  std::shared_ptr<const void> state;  // what Sign needs (opaque to the data plane)
+};
+
+class TsigSink {
+ public:
+  virtual ~TsigSink() = default;
+  // `msg` is the handler's own copy; the TSIG record is stripped (ARCOUNT adjusted).
+  virtual TsigVerdict Verify(uint8_t* msg, size_t len) = 0;
+  // Appends the response's TSIG (signed, or carrying the verdict's error); returns the new
+  // length, at most `cap`, or 0 when it does not fit.
+  virtual size_t Sign(const TsigVerdict& verdict, uint8_t* msg, size_t len, size_t cap) = 0;
+};
+
 struct HandlerOptions {
   uint16_t udp_max_payload = 1232;  // cap on the client's advertised EDNS UDP size
   int max_cname_chain = 8;          // CNAME/DNAME links followed inside a zone
   NotifySink* notify = nullptr;     // NOTIFY is answered NOTIMP without one
   TransferSink* transfer = nullptr; // AXFR/IXFR are answered REFUSED over TCP without one
+  TsigSink* tsig = nullptr;         // signed requests are answered NOTAUTH without one
 };
 
 class QueryHandler {
@@ -57,8 +78,17 @@ class QueryHandler {
   // Set before any port starts; the sink must outlive the ports.
   void set_notify_sink(NotifySink* sink) { options_.notify = sink; }
   void set_transfer_sink(TransferSink* sink) { options_.transfer = sink; }
+  void set_tsig_sink(TsigSink* sink) { options_.tsig = sink; }
 
  private:
+  // `reserve`: bytes kept free at the end for a TSIG record.
+  size_t AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
+                    uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
+                    const sockaddr* client, size_t reserve) const;
+  size_t AnswerSigned(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
+                      uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
+                      const sockaddr* client) const;
+
   HandlerOptions options_;
 };
 

@@ -29,6 +29,7 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   pos += 4;
   q->question_end = pos;
   q->has_edns = false;
+  q->has_tsig = false;
   q->edns_do = false;
   q->edns_version = 0;
   q->edns_udp_size = 0;
@@ -41,6 +42,11 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
     size_t next;
     uint16_t type;
     if (!SkipRecord(msg, len, pos, &next, &type)) return QueryVerdict::kFormErr;
+    if (type == kTypeTSIG) {
+      // Only as the last record of the message.
+      if (i + 1 != static_cast<uint32_t>(records) + additional) return QueryVerdict::kFormErr;
+      q->has_tsig = true;
+    }
     if (i >= records && type == kTypeOPT) {
       // OPT: owner must be the root; only one.
       if (q->has_edns || msg[pos] != 0) return QueryVerdict::kFormErr;

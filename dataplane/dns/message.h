@@ -20,6 +20,7 @@ struct Query {
   uint16_t edns_udp_size = 0;
   uint8_t edns_version = 0;
   bool edns_do = false;
+  bool has_tsig = false;  // a TSIG record ends the additional section (RFC 8945)
 };
 
 enum class QueryVerdict : uint8_t {

@@ -20,7 +20,11 @@ bool ReadRdata(const uint8_t* msg, size_t len, size_t start, uint16_t rdlen, uin
   size_t pos = start;
   if (HasNames(type)) {
     for (Field f : LayoutOf(type).fields) {
-      if (f == Field::kEnd || pos >= end) break;
+      if (f == Field::kEnd) break;
+      // Only an opaque remainder may be empty: a layout cut short (an SOA without its
+      // timers) would leave readers of the fixed fields outside the RDATA.
+      if (pos >= end && f != Field::kRest)
+        return Fail(error, absl::StrCat("RDATA of type ", TypeToText(type), " too short"));
       size_t n = 0;
       switch (f) {
         case Field::kName:
@@ -72,6 +76,34 @@ bool ReadRecord(const uint8_t* msg, size_t len, size_t* pos, int* pointer_budget
   if (!ReadRdata(msg, len, p + 10, rdlen, out->type, pointer_budget, &out->rdata, error)) return false;
   *pos = p + 10 + rdlen;
   return true;
+}
+
+std::string CanonicalRdata(uint16_t type, const std::string& rdata) {
+  std::string out = rdata;
+  if (!HasNames(type)) return out;
+  auto* p = reinterpret_cast<uint8_t*>(out.data());
+  size_t off = 0, end = out.size();
+  for (Field f : LayoutOf(type).fields) {
+    if (f == Field::kEnd || off >= end) break;
+    size_t n = 0;
+    switch (f) {
+      case Field::kName:
+      case Field::kCompressibleName:
+        n = WireNameLength(p + off, end - off);
+        if (n == 0) return out;  // malformed: leave the rest as it is
+        LowerName(p + off, n);
+        break;
+      case Field::kFixed1: n = 1; break;
+      case Field::kFixed2: n = 2; break;
+      case Field::kFixed4: n = 4; break;
+      case Field::kFixed16: n = 16; break;
+      case Field::kCharString: n = 1u + p[off]; break;
+      case Field::kRest: n = end - off; break;
+      case Field::kEnd: break;
+    }
+    off += n;
+  }
+  return out;
 }
 
 void AppendRecord(std::string* msg, const Record& r) {

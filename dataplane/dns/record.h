@@ -25,6 +25,11 @@ struct Record {
 bool ReadRecord(const uint8_t* msg, size_t len, size_t* pos, int* pointer_budget, Record* out,
                 std::string* error);
 
+// The RDATA with the names it holds lower-cased (RFC 4034 6.2 canonical form, for the
+// types whose layout is known): two records are the same when owner, type and canonical
+// RDATA match.
+std::string CanonicalRdata(uint16_t type, const std::string& rdata);
+
 // Appends a record in uncompressed form to a message being built.
 void AppendRecord(std::string* msg, const Record& r);
 

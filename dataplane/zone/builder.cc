@@ -213,6 +213,10 @@ std::shared_ptr<const Zone> ZoneBuilder::Build() {
     }
     i = node_end;
   }
+  // Iterating an RRset calls Next() once past its last record; a zero length after the
+  // last RRset keeps that read inside the arena.
+  z.rdata_.push_back(0);
+  z.rdata_.push_back(0);
 
   const Node& apex = z.nodes_[0];
   if (!z.FindRRset(apex, dns::kTypeSOA))

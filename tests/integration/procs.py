@@ -733,3 +733,267 @@ def wait_log(path, pattern, start=0, timeout=10.0):
         if m or time.monotonic() > deadline:
             return m
         time.sleep(0.05)
+
+
+# ---------------------------------------------------------------------------------------
+# Helpers for the failover test (test_failover.py) and bench/failover_bench.py: a zone
+# whose names all exist, dnsperf runs and their reports, tandemctl --json, metrics, and
+# servers restarted on the port they had.
+
+FAILOVER_HOSTS = ("www", "mail", "ns1", "ns2", "api", "db", "cdn", "ftp", "vpn", "shop")
+
+
+def write_failover_zone(path, origin, serial, refresh=3600, retry=600, expire=1209600,
+                        minimum=300, hosts=FAILOVER_HOSTS, marker=""):
+    """A zone file for failover tests: SOA (with the given timers), two NS, an A record for
+    every name of `hosts`, and `version.<origin> TXT <marker or serial>` so that copies of
+    one serial from different servers can be told apart. Written atomically."""
+    origin = origin.rstrip(".") + "."
+    lines = [
+        "$ORIGIN %s" % origin,
+        "$TTL 300",
+        "@ IN SOA ns1 hostmaster %d %d %d %d %d" % (serial, refresh, retry, expire, minimum),
+        "@ IN NS ns1",
+        "@ IN NS ns2",
+    ]
+    for i, h in enumerate(hosts):
+        lines.append("%s IN A 192.0.2.%d" % (h, 10 + i))
+    lines.append('version IN TXT "%s"' % (marker or serial))
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.replace(tmp, path)
+
+
+def write_query_file(path, origin, hosts=FAILOVER_HOSTS):
+    """A dnsperf query file naming only names that exist (A of every host, and the SOA)."""
+    origin = origin.rstrip(".")
+    with open(path, "w") as f:
+        for h in hosts:
+            f.write("%s.%s A\n" % (h, origin))
+        f.write("%s SOA\n" % origin)
+    return len(hosts) + 1
+
+
+def restart_server(srv, zone, timeout=20.0, ready=None):
+    """Starts a stopped Server again with its argv (so on its port); waits until it answers
+    SOA `zone` (ready(srv) instead when given). Returns the seconds from start to ready."""
+    if srv.alive():
+        raise ServerError("%s is still running (pid %d)" % (srv.name, srv.proc.pid))
+    t0 = time.monotonic()
+    deadline = t0 + timeout
+    last = None
+    while time.monotonic() < deadline:      # the port may take a moment to be free again
+        srv.start()
+        try:
+            if ready:
+                ready(srv)
+            else:
+                srv.wait_ready(zone, timeout=max(1.0, deadline - time.monotonic()))
+            return time.monotonic() - t0
+        except ServerError as e:
+            last = e
+            srv.stop()
+            if "exited early" not in str(e):
+                raise
+            time.sleep(0.2)
+    raise last or ServerError("%s did not restart within %.0f s" % (srv.name, timeout))
+
+
+def kill_server(srv, sig=signal.SIGKILL, timeout=5.0):
+    """Sends `sig` to the server by pid and waits (bounded) for it to exit."""
+    p = srv.proc
+    if p is None or p.poll() is not None:
+        return
+    try:
+        os.kill(p.pid, sig)
+    except ProcessLookupError:
+        return
+    try:
+        p.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def dnsperf_argv(server, port, query_file, seconds, qps=None, n_queries=None, clients=4,
+                 timeout=2, prefix=()):
+    """dnsperf bounded by time (-l) and by passes over the query file (-n); `qps` None for
+    as fast as it goes. `prefix` e.g. ["ip", "netns", "exec", NS]."""
+    argv = list(prefix) + ["dnsperf", "-s", server, "-p", str(port), "-d", query_file,
+                           "-l", str(seconds), "-t", str(timeout), "-c", str(clients)]
+    if qps:
+        argv += ["-Q", str(qps)]
+    if n_queries:
+        argv += ["-n", str(max(1, (seconds * (qps or 200000)) // n_queries + 1))]
+    return argv
+
+
+class Dnsperf:
+    """One dnsperf run in the background, its output in a file; stop() by pid."""
+
+    def __init__(self, argv, out_path):
+        self.argv = list(argv)
+        self.out_path = out_path
+        self.proc = None
+        self.seconds = None
+        if "-l" in self.argv:
+            self.seconds = float(self.argv[self.argv.index("-l") + 1])
+
+    def start(self):
+        with open(self.out_path, "wb") as out:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=out,
+                                         stderr=subprocess.STDOUT)
+        return self
+
+    def stop(self):
+        stop_process(self.proc, grace=2.0)
+
+    def wait(self, timeout=None):
+        """Waits for dnsperf to end (bounded); returns parse_dnsperf() of its report, with
+        "exit" and "text" added."""
+        timeout = timeout if timeout is not None else (self.seconds or 30) + 15
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.stop()
+        text = read_log(self.out_path)
+        r = parse_dnsperf(text)
+        r["exit"] = self.proc.returncode
+        r["text"] = text
+        return r
+
+
+def parse_dnsperf(text):
+    """{"sent", "completed", "lost", "qps", "rcodes": {"NOERROR": n, ...}} from a dnsperf
+    report; missing fields are None."""
+    import re
+
+    def num(pattern, conv=int):
+        m = re.search(pattern, text)
+        return conv(m.group(1)) if m else None
+
+    rcodes = {}
+    m = re.search(r"Response codes:\s*(.*)", text)
+    if m:
+        for code, n in re.findall(r"([A-Z][A-Z0-9]*)\s+(\d+)\s+\(", m.group(1)):
+            rcodes[code] = int(n)
+    return {
+        "sent": num(r"Queries sent:\s+(\d+)"),
+        "completed": num(r"Queries completed:\s+(\d+)"),
+        "lost": num(r"Queries lost:\s+(\d+)"),
+        "qps": num(r"Queries per second:\s+([\d.]+)", float),
+        "rcodes": rcodes,
+    }
+
+
+def tandemctl_json(tandemctl, socket_path, *args, timeout=10.0):
+    """`tandemctl --socket S --json ARGS`; returns the parsed JSON (a dict with "ok"), or
+    {"ok": False, "error": ...} when tandemctl fails or prints no JSON."""
+    import json
+    try:
+        r = run_tandemctl(tandemctl, socket_path, *args, json_output=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return {"ok": False, "error": "tandemctl timed out"}
+    try:
+        doc = json.loads(r.stdout)
+    except ValueError:
+        return {"ok": False, "error": "exit %d: %s %s" % (r.returncode, r.stdout.strip(), r.stderr.strip())}
+    if isinstance(doc, dict):
+        doc.setdefault("ok", r.returncode == 0)
+    return doc
+
+
+def scrape_metrics(addr, timeout=2.0):
+    """GET http://ADDR/metrics (addr = (host, port)); the text, or "" on an error."""
+    import urllib.request
+    try:
+        with urllib.request.urlopen("http://%s:%d/metrics" % addr, timeout=timeout) as r:
+            return r.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+
+
+def metric_value(text, name, **labels):
+    """The value of the sample `name{labels...}` (every given label must match; others
+    may be present) in a Prometheus text exposition, or None."""
+    import re
+    for line in text.splitlines():
+        if not line.startswith(name):
+            continue
+        m = re.match(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?\s+(\S+)", line)
+        if not m or m.group(1) != name:
+            continue
+        have = dict(re.findall(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"', m.group(3) or ""))
+        if all(have.get(k) == v for k, v in labels.items()):
+            try:
+                return float(m.group(4))
+            except ValueError:
+                return None
+    return None
+
+
+def _toml_value(v):
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    if isinstance(v, dict):
+        return "{ " + ", ".join("%s = %s" % (k, _toml_value(x)) for k, x in v.items()) + " }"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return '"%s"' % str(v).replace("\\", "\\\\").replace('"', '\\"')
+
+
+def failover_tandem_config(zone, sources, state_dir, control_socket, listen=(), metrics="",
+                           health=None, zone_keys=None, server_extra=None, extra_sections=""):
+    """A tandemd config for one pulled zone. `sources`: [(name, "addr:port")] or
+    [(name, "addr:port", {health overrides})], in order of preference; `health`: the
+    [health] table; `zone_keys`: more keys of the [[zone]] (expire_min, ...);
+    `server_extra`: more [server] keys (mode, workers, ...); `extra_sections`: raw TOML
+    (e.g. a [dpdk] table) placed before the zone."""
+    server = {"mode": "socket", "workers": 1}
+    if listen:
+        server["listen"] = list(listen)
+    server["state_dir"] = state_dir
+    server.update(server_extra or {})
+    text = "[server]\n" + "".join("%s = %s\n" % (k, _toml_value(v)) for k, v in server.items())
+    if metrics:
+        text += '\n[metrics]\nlisten = "%s"\n' % metrics
+    text += '\n[control]\nsocket = "%s"\n' % control_socket
+    if health:
+        text += "\n[health]\n" + "".join("%s = %s\n" % (k, _toml_value(v)) for k, v in health.items())
+    if extra_sections:
+        text += "\n" + extra_sections.rstrip("\n") + "\n"
+    text += '\n[[zone]]\nname = "%s"\n' % zone
+    for k, v in (zone_keys or {}).items():
+        text += "%s = %s\n" % (k, _toml_value(v))
+    text += "sources = [\n"
+    for s in sources:
+        entry = {"name": s[0], "address": s[1]}
+        if len(s) > 2 and s[2]:
+            entry["health"] = s[2]
+        text += "  %s,\n" % _toml_value(entry)
+    text += "]\n"
+    return text
+
+
+def knot_primary_config_at(workdir, address, port, zone, zone_file, notify=(), control_socket=""):
+    """knot_primary_config() listening on `address` instead of 127.0.0.1 (e.g. inside a
+    network namespace), transfers allowed from anywhere."""
+    text = knot_primary_config(workdir, port, zone, zone_file, notify=notify,
+                               control_socket=control_socket)
+    text = text.replace("listen: %s@%d" % (LOOPBACK, port), "listen: %s@%d" % (address, port))
+    return text.replace("address: 127.0.0.0/8\n    action: transfer",
+                        "address: [0.0.0.0/0, ::/0]\n    action: transfer")
+
+
+class AddrServer(Server):
+    """A Server answering at another address than 127.0.0.1 (e.g. in a namespace)."""
+
+    def __init__(self, name, argv, workdir, address, port, env=None):
+        super().__init__(name, argv, workdir, port, env=env)
+        self.address = address
+
+    @property
+    def addr(self):
+        return (self.address, self.port)

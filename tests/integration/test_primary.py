@@ -7,25 +7,30 @@ its secondaries.
 What is checked:
 
 1. Bootstrap. tandemd (the primary, "tandem1") serves a zonegen.py zone with
-   allow_transfer = 127.0.0.0/8, a [[tsig]] key and NOTIFY to the three secondaries:
-   knotd (transfers signed with the key), NSD (no key) and a second tandemd ("tandem2",
-   sources = tandem1, signed with the key). Each must serve the zone's serial, say (its
-   log) that it got it by AXFR, hold exactly tandem1's records (an AXFR from it compared
-   with one from tandem1, and tandem1's with the zone file as dnspython reads it), and
-   answer ~600 generated queries exactly as tandem1 does (dnsdiff.compare).
+   allow_transfer = 127.0.0.0/8, a [[tsig]] key and NOTIFY to four secondaries: knotd
+   (transfers signed with the key), NSD (no key), a second tandemd ("tandem2", sources =
+   tandem1, no key) and a third ("tandem4", sources = tandem1 with the key). Each must
+   serve the zone's serial and say (its log; tandem1's log for NSD) that it got it by
+   AXFR; knot, nsd and tandem2 must hold exactly tandem1's records (an AXFR from each
+   compared with one from tandem1, and tandem1's with the zone file as dnspython reads it)
+   and answer ~600 generated queries exactly as tandem1 does (dnsdiff.compare).
 2. An edit. The zone file is changed (serial + 1; records added, changed, removed, an
-   RRset's TTL changed) and tandem1 gets SIGHUP. tandem1 must log each NOTIFY as
-   acknowledged; each secondary must serve the new serial (within seconds: their SOA
-   refresh is 2 hours, so only the NOTIFY explains it), Knot and tandem2 by IXFR (their
-   logs), NSD by IXFR or AXFR (recorded); the copies and the answers are compared again,
+   RRset's TTL changed; zonegen re-renders the file, so names inside RDATA change case
+   too) and tandem1 gets SIGHUP. tandem1 must log each NOTIFY as acknowledged; each
+   secondary must serve the new serial (within seconds: their SOA refresh is 2 hours, so
+   only the NOTIFY explains it), Knot and tandem2 by IXFR (their logs), NSD by IXFR or
+   AXFR (recorded: NSD logs the size of what it received, compared here with the sizes
+   of an IXFR and an AXFR from tandem1); the copies and the answers are compared again,
    with queries for the edited names. IXFR from the old serial through dnspython gives
    the RFC 1995 sequence, from an unknown serial the whole zone.
 3. TSIG. An AXFR signed with the right key (dnspython verifies every message) holds the
    zone; one signed with a wrong secret (a raw signed request, and kdig -y) is answered
-   NOTAUTH (BADSIG).
-4. allow_transfer. A third tandemd with allow_transfer = ["127.0.0.2/32"]: AXFR and IXFR
-   from 127.0.0.1 are REFUSED; from 127.0.0.2 the AXFR works (when the host lets us bind
-   127.0.0.2). AXFR over UDP is answered NOTIMP.
+   NOTAUTH with TSIG error BADSIG. An SOA query signed with the key (what a secondary
+   sends before a transfer) must get a signed answer, and knot must never have failed to
+   verify tandem1's answers.
+4. allow_transfer. Another tandemd ("tandem3") with allow_transfer = ["127.0.0.2/32"]:
+   AXFR and IXFR from 127.0.0.1 are REFUSED; from 127.0.0.2 the AXFR works (when the host
+   lets us bind 127.0.0.2). AXFR over UDP is answered NOTIMP.
 
 Everything listens on 127.0.0.1; every process is stopped by pid at the end; every wait
 has a deadline.
@@ -47,7 +52,6 @@ import time
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import dns.exception  # noqa: E402
-import dns.flags  # noqa: E402
 import dns.message  # noqa: E402
 import dns.name  # noqa: E402
 import dns.query  # noqa: E402
@@ -56,7 +60,6 @@ import dns.rdata  # noqa: E402
 import dns.rdataclass  # noqa: E402
 import dns.rdatatype  # noqa: E402
 import dns.rrset  # noqa: E402
-import dns.tsig  # noqa: E402
 import dns.tsigkeyring  # noqa: E402
 import dns.zone  # noqa: E402
 
@@ -442,16 +445,18 @@ def run(args, tmp, tandemd, servers, checks, log):
     zone_file = os.path.join(pdir, "zone.db")
     with open(zone_file, "w") as f:
         f.write(gz.text)
-    p_knot, p_nsd, p_t2, p_t4 = distinct_ports(4)
+    # Every port chosen at once (the primary's config names the secondaries' ports).
+    p_t1, p_knot, p_nsd, p_t2, p_t4 = distinct_ports(5)
     notify = ["%s:%d" % (procs.LOOPBACK, p) for p in (p_knot, p_nsd, p_t2, p_t4)]
 
     # ---- 1. bootstrap -------------------------------------------------------------------
-    t1 = procs.start_tandemd_with(
+    t1 = procs.start_tandemd_pulled(
         tandemd, tmp, zone,
         lambda port: tandem_primary_config(port, os.path.join(pdir, "state"), zone, zone_file,
                                            ["127.0.0.0/8"], notify),
-        name="tandem1")
+        name="tandem1", port=p_t1)
     servers.append(t1)
+    t1.wait_ready(zone, timeout=10)
     t1.log_path = t1.stderr_path
     primary = "%s@%d" % (procs.LOOPBACK, t1.port)
     # knot signs its transfers with the key (tandem1 verifies and signs every message);
@@ -705,7 +710,7 @@ def run(args, tmp, tandemd, servers, checks, log):
                       "rcode %s" % dns.rcode.to_text(r.rcode()))
     except dns.exception.Timeout:
         checks.expect(False, "AXFR over UDP is answered NOTIMP", "no reply")
-    for srv in [t1] + secondaries + [t3]:
+    for srv in [t1] + secondaries + ([] if t4 in secondaries else [t4]) + [t3]:
         checks.expect(srv.alive(), "%s still running at the end" % srv.name,
                       "status %s; stderr:\n%s" % (srv.proc.returncode, srv.stderr_text()))
 
