@@ -64,6 +64,41 @@ struct SourceConfig {
   int line = 0;
 };
 
+// A health check of pool members (issue "Load balancing"): tcp connect, http(s) status and
+// body, or a DNS query and its rcode; no check: members are always up.
+struct PoolCheck {
+  std::string kind;  // "", "tcp", "http", "https", "dns"
+  int port = 0;      // default per kind: 80, 443, 53; tcp needs one
+  std::string path = "/";
+  std::string host;  // http(s) Host header; empty: the member address
+  std::vector<int> expect = {200};
+  std::string body;  // http(s): must contain this
+  std::string query = ".";   // dns: name, type, expected rcode
+  std::string query_type = "SOA";
+  std::string rcode = "NOERROR";
+  absl::Duration interval = absl::Seconds(2);
+  absl::Duration timeout = absl::Seconds(1);
+  int rise = 2;
+  int fall = 2;
+  std::string ca_file;  // https: trust anchors beyond the system's
+};
+
+struct PoolMember {
+  std::string address;  // an IPv4 or IPv6 address
+  int weight = 1;
+  std::string name;     // for metrics and tandemctl; default: the address
+  int line = 0;
+};
+
+struct PoolConfig {
+  std::string name;
+  std::string policy = "all-healthy";  // "all-healthy", "failover", "weighted"
+  int max_answers = 8;
+  PoolCheck check;
+  std::vector<PoolMember> members;
+  int line = 0;
+};
+
 struct PooledName {
   std::string name;  // owner relative to the zone
   std::string pool;
@@ -102,6 +137,7 @@ struct Config {
   ControlConfig control;
   HealthConfig health;
   std::vector<TsigKey> tsig;
+  std::vector<PoolConfig> pools;
   std::vector<ZoneConfig> zones;
 };
 

@@ -158,6 +158,12 @@ std::optional<std::string> PrefixCheck(const std::string& s) {
   return s;
 }
 
+// A plain address: no prefix length, no port.
+std::optional<std::string> PlainAddressCheck(const std::string& s) {
+  if (s.find('/') == std::string::npos && dataplane::ParsePrefix(s)) return s;
+  return std::nullopt;
+}
+
 // An address with an optional prefix length ("198.18.0.1", "198.18.0.1/24").
 std::optional<std::string> AddressCheck(const std::string& s) {
   if (dataplane::ParsePrefix(s)) return s;
@@ -379,7 +385,7 @@ class Loader {
 
   void Read(const toml::table& root, Config* cfg) {
     Fields f(errors_, root, "", "at the top level",
-             {"server", "dpdk", "metrics", "control", "health", "tsig", "zone"});
+             {"server", "dpdk", "metrics", "control", "health", "tsig", "pool", "zone"});
     if (const auto* t = f.Table("server", "a table ([server])")) ReadServer(*t, &cfg->server);
     if (const auto* t = f.Table("dpdk", "a table ([dpdk])")) ReadDpdk(*t, &cfg->dpdk);
     if (const auto* t = f.Table("metrics", "a table ([metrics])")) ReadMetrics(*t, &cfg->metrics);
@@ -388,9 +394,12 @@ class Loader {
       ReadHealth(*t, "health", &cfg->health);
     for (auto [i, t] : f.Tables("tsig", "a [[tsig]] table"))
       ReadTsig(*t, i, &cfg->tsig.emplace_back());
+    for (auto [i, t] : f.Tables("pool", "a [[pool]] table"))
+      ReadPool(*t, i, &cfg->pools.emplace_back());
     for (auto [i, t] : f.Tables("zone", "a [[zone]] table"))
       ReadZone(*t, i, cfg->health, &cfg->zones.emplace_back());
     CheckMode(root, *cfg);
+    CheckPooled(*cfg);
   }
 
  private:
@@ -549,7 +558,6 @@ class Loader {
     s->health = ReadHealthOverride(f, health);
   }
 
-  // The syntax is checked, but pools do not exist yet, so any entry is an error.
   void ReadPooled(Fields& zf, ZoneConfig* z) {
     for (auto [i, t] : zf.Tables("pooled", kPooledTable)) {
       std::string self = absl::StrCat(zf.Name("pooled"), "[", i, "]");
@@ -561,10 +569,78 @@ class Loader {
       f.String("pool", kNonEmpty, NonEmpty, &p.pool);
       f.Int("ttl", 0, 2147483647, &p.ttl);
     }
-    const toml::node* n = zf.Get("pooled");
-    if (n != nullptr && !(n->is_array() && n->as_array()->empty()))
-      errors_.Add(zf.KeyLine("pooled"),
-                  absl::StrCat(zf.Name("pooled"), ": load-balancing pools are not supported yet"));
+  }
+
+  void ReadPool(const toml::table& t, size_t index, PoolConfig* p) {
+    Fields f(errors_, t, absl::StrCat("pool[", index, "]"), "in [[pool]]",
+             {"name", "policy", "max_answers", "check", "members"});
+    p->line = f.line();
+    f.Require({"name", "members"});
+    if (f.String("name", kNonEmpty, NonEmpty, &p->name)) Unique(&pool_names_, f, "name", p->name, "pool", p->name);
+    f.OneOf("policy", {"all-healthy", "failover", "weighted"}, &p->policy);
+    f.Int("max_answers", 1, 64, &p->max_answers);
+    if (const toml::table* c = f.Table("check")) ReadCheck(*c, f.Name("check"), &p->check);
+    const toml::node* n = f.Get("members");
+    if (n != nullptr && n->is_array() && n->as_array()->empty()) f.Fail("members", "expected at least one member");
+    for (auto [i, m] : f.Tables("members", R"(a table such as { address = "192.0.2.10", weight = 1 })")) {
+      Fields mf(errors_, *m, absl::StrCat(f.Name("members"), "[", i, "]"),
+                absl::StrCat("in ", f.Name("members"), "[", i, "]"), {"address", "weight", "name"});
+      PoolMember& member = p->members.emplace_back();
+      member.line = mf.line();
+      mf.Require({"address"});
+      mf.String("address", R"(an IP address such as "192.0.2.10" or "2001:db8::10")", PlainAddressCheck, &member.address);
+      mf.Int("weight", 0, 1000000, &member.weight);
+      member.name = member.address;
+      mf.String("name", kNonEmpty, NonEmpty, &member.name);
+    }
+  }
+
+  void ReadCheck(const toml::table& t, const std::string& self, PoolCheck* c) {
+    Fields f(errors_, t, self, absl::StrCat("in ", self),
+             {"kind", "port", "path", "host", "expect", "body", "query", "query_type", "rcode",
+              "interval", "timeout", "rise", "fall", "ca_file"});
+    f.Require({"kind"});
+    f.OneOf("kind", {"tcp", "http", "https", "dns"}, &c->kind);
+    f.Int("port", 1, 65535, &c->port);
+    f.String("path", kNonEmpty, NonEmpty, &c->path);
+    f.String("host", kNonEmpty, NonEmpty, &c->host);
+    f.String("body", kNonEmpty, NonEmpty, &c->body);
+    f.String("query", kDomain, DomainCheck, &c->query);
+    f.OneOf("query_type", {"SOA", "A", "AAAA", "NS", "TXT", "MX"}, &c->query_type);
+    f.OneOf("rcode", {"NOERROR", "NXDOMAIN", "REFUSED", "SERVFAIL"}, &c->rcode);
+    f.Duration("interval", &c->interval);
+    f.Duration("timeout", &c->timeout);
+    f.Int("rise", 1, 100, &c->rise);
+    f.Int("fall", 1, 100, &c->fall);
+    f.String("ca_file", kNonEmpty, NonEmpty, &c->ca_file);
+    if (const toml::node* e = f.Get("expect")) {
+      const toml::array* a = e->as_array();
+      std::vector<int> codes;
+      for (size_t i = 0; a != nullptr && i < a->size(); ++i) {
+        const auto* v = a->get(i)->as_integer();
+        if (v == nullptr || v->get() < 100 || v->get() > 599) {
+          f.Bad(*a->get(i), absl::StrCat(f.Name("expect"), "[", i, "]"), "an HTTP status code from 100 to 599");
+          codes.clear();
+          break;
+        }
+        codes.push_back(static_cast<int>(v->get()));
+      }
+      if (a == nullptr || a->empty()) f.Bad(*e, f.Name("expect"), "a non-empty array of HTTP status codes");
+      else if (!codes.empty()) c->expect = codes;
+    }
+    if (c->port == 0) c->port = c->kind == "http" ? 80 : c->kind == "https" ? 443 : c->kind == "dns" ? 53 : 0;
+    if (c->kind == "tcp" && f.Get("port") == nullptr) f.Fail("kind", "a tcp check needs a 'port'");
+  }
+
+  // Every pooled name refers to a pool that exists.
+  void CheckPooled(const Config& cfg) {
+    for (const auto& z : cfg.zones)
+      for (const auto& p : z.pooled) {
+        bool found = false;
+        for (const auto& pool : cfg.pools) found |= pool.name == p.pool;
+        if (!found && !p.pool.empty())
+          errors_.Add(p.line, absl::StrCat("zone ", z.name, ": pooled name '", p.name, "' refers to no [[pool]] named '", p.pool, "'"));
+      }
   }
 
   void CheckMode(const toml::table& root, const Config& cfg) {
@@ -610,6 +686,7 @@ class Loader {
   std::filesystem::path base_dir_;
   std::map<std::string, Seen> tsig_names_;  // canonical name -> where and as written
   std::map<std::string, Seen> zone_names_;
+  std::map<std::string, Seen> pool_names_;
 };
 
 absl::Status CannotRead(const std::string& path, int err) {

@@ -755,11 +755,12 @@ json::Value ControlServer::Dispatch(const std::string& command,
                                     const std::vector<std::string>& args) {
   if (command == "sources" || command == "refresh" || command == "use")
     return ZoneCommand(command, args);
+  if (command == "pool") return PoolCommand(args);
   bool known =
       command == "status" || command == "zones" || command == "stats" || command == "reload";
   if (!known)
     return Error(absl::StrCat("unknown command \"", command,
-                              "\"; commands: status, zones, sources, refresh, use, reload, stats"));
+                              "\"; commands: status, zones, sources, refresh, use, reload, stats, pool"));
   if (!args.empty()) return Error(absl::StrCat(command, " takes no arguments"));
   if (command == "status") return Status();
   if (command == "zones") return Zones();
@@ -868,6 +869,42 @@ json::Value ControlServer::ZoneCommand(const std::string& command,
     return SourcesOf(z.name);
   }
   return Error(absl::StrCat("no such zone: ", key));
+}
+
+json::Value ControlServer::PoolCommand(const std::vector<std::string>& args) {
+  using json::Value;
+  if (args.size() != 1 && args.size() != 3) return Error("usage: pool POOL [MEMBER up|down|auto]");
+  if (args.size() == 3) {
+    absl::Status st = daemon_.OverrideMember(args[0], args[1], args[2]);
+    if (!st.ok()) return Error(std::string(st.message()));
+    return Ok().Set("message", Value::String(absl::StrCat("pool ", args[0], " member ", args[1], ": ", args[2])));
+  }
+  DaemonStatus d = daemon_.Status();
+  for (const PoolStatus& p : daemon_.PoolsStatus()) {
+    if (p.name != args[0]) continue;
+    Value members = Value::Array();
+    for (const PoolMemberStatus& m : p.members) {
+      members.Push(Value::Object()
+                       .Set("name", Value::String(m.name))
+                       .Set("address", Value::String(m.address))
+                       .Set("weight", Value::Number(static_cast<uint64_t>(m.weight)))
+                       .Set("state", Value::String(m.up ? "UP" : "DOWN"))
+                       .Set("healthy", Value::Bool(m.healthy))
+                       .Set("override", Value::String(m.override))
+                       .Set("latency_ms", Value::Number(absl::ToDoubleMilliseconds(m.latency)))
+                       .Set("error", Value::String(m.error))
+                       .Set("checks_ok", Value::Number(m.checks_ok))
+                       .Set("checks_failed", Value::Number(m.checks_failed))
+                       .Set("answers", Value::Number(d.totals.member_answers[m.id])));
+    }
+    return Ok()
+        .Set("pool", Value::String(p.name))
+        .Set("policy", Value::String(p.policy))
+        .Set("check", Value::String(p.check))
+        .Set("all_down_answers", Value::Number(d.totals.pool_all_down))
+        .Set("members", std::move(members));
+  }
+  return Error(absl::StrCat("no pool ", args[0]));
 }
 
 json::Value ControlServer::SourcesOf(const std::string& zone) {

@@ -110,6 +110,7 @@ class ControlServer {
   json::Value Reload();
   json::Value ZoneCommand(const std::string& command, const std::vector<std::string>& args);
   json::Value SourcesOf(const std::string& zone);
+  json::Value PoolCommand(const std::vector<std::string>& args);
 
   std::string path_;
   Daemon& daemon_;

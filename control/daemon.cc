@@ -128,9 +128,12 @@ absl::Status Daemon::Start() {
   // Pulled zones: the saved copies are served from the first snapshot on.
   auto secondaries = std::make_unique<Secondaries>(cfg_, [this] { Republish(); });
   if (auto s = secondaries->Init(); !s.ok()) return s;
+  auto pools = std::make_unique<Pools>(cfg_, [this] { Republish(); });
+  if (auto s = pools->Init(); !s.ok()) return s;
   {
     std::lock_guard<std::mutex> n(notify_mu_);
     secondaries_ = std::move(secondaries);
+    pools_ = std::move(pools);
   }
   handler_.set_notify_sink(this);
   if (auto s = UpdatePrimaryState(cfg_, file_zones_, {}); !s.ok()) return s;
@@ -175,6 +178,7 @@ absl::Status Daemon::Start() {
   if (!server.ok()) return server.status();
   sockets_ = std::move(*server);
   secondaries_->Start();
+  pools_->Start();
   if (dpdk_)
     LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.dpdk.address, ", "),
             " (UDP on the poll-mode path with ", cfg_.server.workers, " lcores, TCP through ",
@@ -224,6 +228,11 @@ absl::Status Daemon::Reload() {
     secondaries_->Start();
     return fail(s);
   }
+  auto pools = std::make_unique<Pools>(*next, [this] { Republish(); });
+  if (auto s = pools->Init(); !s.ok()) {
+    secondaries_->Start();
+    return fail(s);
+  }
   if (auto s = UpdatePrimaryState(*next, *zones, file_zones_); !s.ok()) {
     secondaries->Stop();
     secondaries_->Start();
@@ -243,9 +252,12 @@ absl::Status Daemon::Reload() {
     std::lock_guard<std::mutex> n(notify_mu_);
     file_zones_ = std::move(*zones);
     secondaries_.swap(secondaries);
+    pools_->Stop();
+    pools_.swap(pools);
   }
   Republish();
   secondaries_->Start();
+  pools_->Start();
   secondaries.reset();  // the old one, stopped above
   ++reloads_;
   LogInfo("reload: serving ", cfg_.zones.size(), " zones (was ", before, ")");
@@ -274,7 +286,7 @@ void Daemon::Republish() {
       }
     }
   }
-  PublishLocked(std::make_unique<const zone::Snapshot>(std::move(zones)));
+  PublishLocked(std::make_unique<const zone::Snapshot>(std::move(zones), pools_ ? pools_->Table() : nullptr));
   // After the new serial is served: tell the secondaries.
   if (notifier_)
     for (auto& [apex, serial, targets] : to_notify) notifier_->Notify(apex, serial, targets);
@@ -358,6 +370,19 @@ std::vector<PulledZoneStatus> Daemon::PulledZones() const {
   return secondaries_->Status();
 }
 
+std::vector<PoolStatus> Daemon::PoolsStatus() const {
+  std::lock_guard<std::mutex> n(notify_mu_);
+  return pools_ ? pools_->Status() : std::vector<PoolStatus>{};
+}
+
+absl::Status Daemon::OverrideMember(const std::string& pool, const std::string& member, const std::string& state) {
+  // mu_ keeps a reload from replacing pools_ meanwhile; Override republishes, which
+  // takes publish_mu_ (never held while waiting for mu_).
+  std::lock_guard<std::mutex> lock(mu_);
+  if (!pools_) return absl::NotFoundError(absl::StrCat("no pool ", pool));
+  return pools_->Override(pool, member, state);
+}
+
 absl::Status Daemon::Refresh(const std::string& zone) {
   std::lock_guard<std::mutex> n(notify_mu_);
   if (!secondaries_) return absl::NotFoundError(absl::StrCat("zone ", zone, " is not pulled from sources"));
@@ -367,6 +392,7 @@ absl::Status Daemon::Refresh(const std::string& zone) {
 void Daemon::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
   if (secondaries_) secondaries_->Stop();
+  if (pools_) pools_->Stop();
   if (notifier_) notifier_->Stop();
   if (sockets_) {
     sockets_->Stop();

@@ -16,6 +16,7 @@
 #include "absl/time/time.h"
 #include "config/config.h"
 #include "control/journal.h"
+#include "control/pools.h"
 #include "control/query_tsig.h"
 #include "control/secondary.h"
 #include "control/transfer_out.h"
@@ -88,6 +89,8 @@ class Daemon : public dataplane::NotifySink {
   absl::Status Refresh(const std::string& zone);
   absl::Status Use(const std::string& zone, const std::string& source);
   std::vector<PulledZoneStatus> PulledZones() const;
+  std::vector<PoolStatus> PoolsStatus() const;
+  absl::Status OverrideMember(const std::string& pool, const std::string& member, const std::string& state);
 
   // NOTIFY from the workers, handed to the pulled zones.
   uint8_t OnNotify(const uint8_t* zone_wire, size_t zone_len, const sockaddr* from) override;
@@ -118,6 +121,7 @@ class Daemon : public dataplane::NotifySink {
   mutable std::mutex notify_mu_;
   std::vector<std::shared_ptr<const zone::Zone>> file_zones_;
   std::unique_ptr<Secondaries> secondaries_;
+  std::unique_ptr<Pools> pools_;
   // Transfers out and NOTIFY: guarded by transfer_mu_ (never held across a publication).
   struct ZoneOut {
     std::vector<dataplane::Prefix> allow;

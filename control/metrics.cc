@@ -199,6 +199,29 @@ void AddPulled(const std::vector<PulledZoneStatus>& zones, Families& out) {
   for (MetricFamily* f : {&active, &up, &serial, &latency, &probes, &swaps, &transfers}) out.push_back(std::move(*f));
 }
 
+// ---- pools ----
+
+void AddPools(const std::vector<PoolStatus>& pools, const dataplane::WorkerCounters& totals, Families& out) {
+  MetricFamily up = Gauge("tandem_pool_member_up", "1 when the member is answered as up (checks and override).");
+  MetricFamily latency = Gauge("tandem_pool_check_latency_seconds", "Latency of the member's last health check.");
+  MetricFamily answers = Counter("tandem_pool_member_answers_total", "Address records answered for the member.");
+  for (const PoolStatus& p : pools) {
+    for (const PoolMemberStatus& m : p.members) {
+      Labels l = {{"pool", p.name}, {"member", m.name}};
+      AddSample(up, m.up ? 1 : 0, l);
+      AddSample(latency, Seconds(m.latency), l);
+      AddSample(answers, static_cast<double>(totals.member_answers[m.id]), l);
+    }
+  }
+  out.push_back(std::move(up));
+  out.push_back(std::move(latency));
+  out.push_back(std::move(answers));
+  out.push_back(Single(Counter("tandem_pool_all_down_answers_total",
+                               "Answers from a pool whose members of that family were all down "
+                               "(every member answered)."),
+                       static_cast<double>(totals.pool_all_down)));
+}
+
 // ---- the daemon ----
 
 MetricFamily Reloads(const DaemonStatus& s) {
@@ -233,12 +256,13 @@ void AddDaemon(const DaemonStatus& s, Families& out) {
 }
 
 Families CollectFamilies(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
-                         const std::vector<PulledZoneStatus>& pulled) {
+                         const std::vector<PulledZoneStatus>& pulled, const std::vector<PoolStatus>& pools) {
   Families out;
   AddTraffic(status.totals, out);
   AddWorkers(status.per_worker, out);
   AddZones(zones, out);
   AddPulled(pulled, out);
+  AddPools(pools, status.totals, out);
   AddDaemon(status, out);
   return out;
 }
@@ -251,7 +275,7 @@ class DaemonCollector final : public prometheus::Collectable {
   explicit DaemonCollector(const Daemon& daemon) : daemon_(daemon) {}
 
   std::vector<MetricFamily> Collect() const override {
-    return CollectFamilies(daemon_.Status(), daemon_.Zones(), daemon_.PulledZones());
+    return CollectFamilies(daemon_.Status(), daemon_.Zones(), daemon_.PulledZones(), daemon_.PoolsStatus());
   }
 
  private:
@@ -313,7 +337,7 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
 
 std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
                           const std::vector<PulledZoneStatus>& pulled) {
-  return prometheus::TextSerializer().Serialize(CollectFamilies(status, zones, pulled));
+  return prometheus::TextSerializer().Serialize(CollectFamilies(status, zones, pulled, {}));
 }
 
 }  // namespace tandem::control

@@ -31,6 +31,8 @@ constexpr const char* kUsage =
     "  use ZONE SOURCE|auto   pin a pulled zone to one source, or release the pin\n"
     "  reload                 re-read the configuration and every zone file (all or nothing)\n"
     "  stats                  query and response counters, in total and per worker\n"
+    "  pool POOL              a load-balancing pool's members: state, checks, latency\n"
+    "  pool POOL MEMBER up|down|auto   override a member's health, or return to its checks\n"
     "\n"
     "options:\n"
     "  --socket PATH          the control socket (default /run/tandem/control.sock)\n"
@@ -54,6 +56,7 @@ constexpr Command kCommands[] = {
     {"use", 2, "use ZONE SOURCE|auto"},
     {"reload", 0, "reload"},
     {"stats", 0, "stats"},
+    {"pool", 1, "pool POOL [MEMBER up|down|auto]"},
 };
 
 struct Options {
@@ -109,6 +112,7 @@ int CheckCommand(const std::vector<std::string>& words) {
   for (const Command& c : kCommands) {
     if (words[0] != c.name) continue;
     if (words.size() - 1 == c.args) return -1;
+    if (words[0] == "pool" && words.size() == 4) return -1;
     return UsageError(absl::StrCat("usage: tandemctl ", c.usage));
   }
   return UsageError(absl::StrCat("unknown command '", words[0], "'"));
@@ -247,6 +251,25 @@ void PrintSources(const Value& r) {
   PrintTable(rows);
 }
 
+void PrintPool(const Value& r) {
+  if (const Value* m = r.Find("message"); m != nullptr) {
+    std::printf("%s\n", Text(m).c_str());
+    return;
+  }
+  std::printf("pool %s: policy %s, check %s\n", Text(r.Find("pool")).c_str(), Text(r.Find("policy")).c_str(),
+              Text(r.Find("check")).c_str());
+  std::vector<std::vector<std::string>> rows = {
+      {"MEMBER", "ADDRESS", "WEIGHT", "STATE", "CHECKS", "OVERRIDE", "LATENCY", "ANSWERS", "LAST ERROR"}};
+  if (const Value* members = r.Find("members"); members != nullptr && members->is_array()) {
+    for (const Value& m : members->items)
+      rows.push_back({Text(m.Find("name")), Text(m.Find("address")), Text(m.Find("weight")),
+                      Text(m.Find("state")), Text(m.Find("healthy")) == "yes" ? "passing" : "failing",
+                      Text(m.Find("override")), Text(m.Find("latency_ms")) + " ms", Text(m.Find("answers")),
+                      Text(m.Find("error"))});
+  }
+  PrintTable(rows);
+}
+
 // One row per counter (responses by rcode flattened), one column per worker.
 void PrintStats(const Value& r) {
   static const Value kEmpty = Value::Object();
@@ -298,6 +321,7 @@ void Print(const std::string& command, const Value& r) {
   if (command == "status") return PrintStatus(r);
   if (command == "zones") return PrintZones(r);
   if (command == "sources") return PrintSources(r);
+  if (command == "pool") return PrintPool(r);
   if (command == "stats") return PrintStats(r);
   PrintGeneric(r);
 }

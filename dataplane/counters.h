@@ -22,6 +22,9 @@ struct alignas(64) WorkerCounters {
   uint64_t malformed = 0;        // short frames, bad lengths or checksums
   uint64_t not_for_us = 0;       // unicast frames for another MAC address
   uint64_t tx_dropped = 0;       // frames the port or the kernel would not take
+  // Pools.
+  uint64_t pool_all_down = 0;    // answers given with every member of the family down
+  uint64_t member_answers[256] = {};  // by global pool member id
 
   WorkerCounters& operator+=(const WorkerCounters& c) {
     for (int i = 0; i < 2; ++i) queries[i] += c.queries[i];
@@ -36,6 +39,8 @@ struct alignas(64) WorkerCounters {
     malformed += c.malformed;
     not_for_us += c.not_for_us;
     tx_dropped += c.tx_dropped;
+    pool_all_down += c.pool_all_down;
+    for (int i = 0; i < 256; ++i) member_answers[i] += c.member_answers[i];
     return *this;
   }
 };

@@ -13,6 +13,7 @@
 #include <cstring>
 
 #include "dataplane/dns/message.h"
+#include "dataplane/zone/pools.h"
 #include "dataplane/zone/snapshot.h"
 
 namespace tandem::dataplane {
@@ -152,8 +153,38 @@ struct Outcome {
   bool aa = true;
 };
 
+// A per-thread random number for weighted pools: no lock, no system call.
+uint32_t NextRandom() {
+  static thread_local uint64_t state = 0x9e3779b97f4a7c15ULL ^ reinterpret_cast<uintptr_t>(&state);
+  state ^= state << 13;
+  state ^= state >> 7;
+  state ^= state << 17;
+  return static_cast<uint32_t>(state >> 16);
+}
+
+// A and AAAA at a pooled name, from the pool's members by its policy.
+void AnswerFromPool(const zone::Pool& pool, const zone::PoolSet::Binding& b, const uint8_t* owner,
+                    uint16_t qtype, Response& r, WorkerCounters& counters) {
+  bool v6 = qtype == dns::kTypeAAAA;
+  uint16_t picked[zone::kMaxPoolMembers];
+  bool all_down = false;
+  int n = zone::PickMembers(pool, v6, NextRandom(), picked, &all_down);
+  if (all_down) ++counters.pool_all_down;
+  if (n == 0) {
+    r.PutSoa(kAuthority);  // no member of this family: NODATA
+    return;
+  }
+  for (int i = 0; i < n; ++i) {
+    const zone::PoolMember& m = pool.members[picked[i]];
+    if (r.PutRecord(kAnswer, owner, qtype, b.ttl, m.addr, v6 ? 16 : 4)) ++counters.member_answers[m.id];
+  }
+}
+
 // Resolves the question inside `z`, following CNAME and DNAME links within the zone.
-Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain) {
+// Pooled names answer A and AAAA from their pool; their other types come from the zone
+// (NODATA where the zone has no such name).
+Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
+                const zone::PoolSet* pools, WorkerCounters& counters) {
   Outcome out;
   LookupName name;
   name.Set(q.qname.data, q.qname.length);
@@ -161,6 +192,11 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain) 
   const uint8_t* owner = q.qname.data;
   uint8_t synth[2][dns::kMaxNameLength];
   for (int step = 0;; ++step) {
+    const zone::PoolSet::Binding* pooled = pools ? pools->Find(name) : nullptr;
+    if (pooled && (q.qtype == dns::kTypeA || q.qtype == dns::kTypeAAAA)) {
+      AnswerFromPool(pools->pools()[pooled->pool], *pooled, owner, q.qtype, r, counters);
+      return out;
+    }
     Found f = Lookup(z, name, q.qtype);
     const Node& n = z.node(f.node);
     const uint8_t* next = nullptr;
@@ -174,7 +210,7 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain) 
         return out;
       }
       case Match::kNxDomain:
-        out.rcode = dns::kNxDomain;
+        if (pooled == nullptr) out.rcode = dns::kNxDomain;  // a pooled name exists
         r.PutSoa(kAuthority);
         return out;
       case Match::kDname: {
@@ -355,7 +391,7 @@ size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* q
       rcode = dns::kServFail;  // a pulled zone without a valid copy
     } else {
       Response r(w, *z);
-      Outcome o = Resolve(*z, q, r, options_.max_cname_chain);
+      Outcome o = Resolve(*z, q, r, options_.max_cname_chain, snapshot->pools(), counters);
       r.PutAdditional();
       rcode = o.rcode;
       aa = o.aa;

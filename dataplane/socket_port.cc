@@ -546,6 +546,11 @@ bool TcpLoop::Service(TcpConnection& c) {
     AnswerFrames(c);
     if (c.handed_off) return false;  // closes the slot; the descriptor is the transfer's now
     if (!Flush(c)) return false;
+    // AnswerFrames stops while the output is full; once that has drained, answer what is
+    // already buffered rather than wait for input that may never come.
+    if (c.pending() <= kTcpFrame && c.in_len >= 2 &&
+        c.in_len - 2 >= (size_t{c.in[0]} << 8 | c.in[1]))
+      continue;
     if (!c.CanRead() || reads == kReadsPerEvent) break;
     ssize_t n = recv(c.fd.get(), c.in.get() + c.in_len, kTcpFrame - c.in_len, MSG_DONTWAIT);
     if (n > 0) {

@@ -79,7 +79,8 @@ size_t Zone::MemoryBytes() const {
          slots_.capacity() * sizeof(Slot);
 }
 
-Snapshot::Snapshot(std::vector<std::shared_ptr<const Zone>> zones) : zones_(std::move(zones)) {
+Snapshot::Snapshot(std::vector<std::shared_ptr<const Zone>> zones, std::shared_ptr<const PoolSet> pools)
+    : zones_(std::move(zones)), pools_(std::move(pools)) {
   size_t cap = 4;
   while (cap < zones_.size() * 2) cap <<= 1;
   slots_.assign(cap, kNone);

@@ -101,17 +101,22 @@ class Zone {
 };
 
 // A set of zones answered together; finds the zone closest to a query name.
+class PoolSet;
+
 class Snapshot {
  public:
-  explicit Snapshot(std::vector<std::shared_ptr<const Zone>> zones);
+  explicit Snapshot(std::vector<std::shared_ptr<const Zone>> zones,
+                    std::shared_ptr<const PoolSet> pools = nullptr);
 
   // The deepest zone whose apex is the name or an ancestor of it.
   const Zone* FindZone(const struct LookupName& name) const;
 
   const std::vector<std::shared_ptr<const Zone>>& zones() const { return zones_; }
+  const PoolSet* pools() const { return pools_.get(); }
 
  private:
   std::vector<std::shared_ptr<const Zone>> zones_;
+  std::shared_ptr<const PoolSet> pools_;
   // Open addressing over apex names.
   std::vector<uint32_t> slots_;
   std::vector<uint64_t> slot_hash_;

@@ -313,7 +313,7 @@ TEST(ConfigErrors, UnknownKeysEverywhere) {
           "tandem.toml:8: unknown key 'master' in [[zone]]",
           "tandem.toml:10: unknown key 'key' in zone[0].sources[0]",
           "tandem.toml:11: unknown key 'rize' in zone[0].sources[1].health (did you mean 'rise'?)",
-          "tandem.toml:13: unknown key 'pool' at the top level"));
+          "tandem.toml:13: pool[0]: missing required key 'members'"));
 }
 
 // ----- required keys
@@ -463,21 +463,30 @@ TEST(ConfigErrors, DuplicateSourceNames) {
           "tandem.toml:6: zone[0].sources[2].name: source 'p' is defined twice (lines 4 and 6)"));
 }
 
-TEST(ConfigErrors, PooledNamesAreNotSupportedYet) {
+TEST(ConfigErrors, PooledNamesAndPools) {
   EXPECT_THAT(
       Errors(Doc({
-          "[[zone]]",                                                     // 1
-          "name = \"example.org\"",                                       // 2
-          "file = \"z\"",                                                 // 3
-          "pooled = [",                                                   // 4
-          "  { name = \"www\", pool = \"web\", ttl = 30 },",              // 5
-          "  { name = \"api\", pool = \"api\", ttl = -1, weight = 2 },",  // 6
-          "]",                                                            // 7
+          "[[pool]]",                                                     // 1
+          "name = \"web\"",                                               // 2
+          "policy = \"random\"",                                          // 3
+          "check = { kind = \"tcp\" }",                                   // 4
+          "members = [ { address = \"192.0.2.10\", weight = -1 } ]",      // 5
+          "[[zone]]",                                                     // 6
+          "name = \"example.org\"",                                       // 7
+          "file = \"z\"",                                                 // 8
+          "pooled = [",                                                   // 9
+          "  { name = \"www\", pool = \"web\", ttl = 30 },",              // 10
+          "  { name = \"api\", pool = \"api\", ttl = -1, weight = 2 },",  // 11
+          "]",                                                            // 12
       })),
-      ElementsAre("tandem.toml:4: zone[0].pooled: load-balancing pools are not supported yet",
-                  "tandem.toml:6: unknown key 'weight' in zone[0].pooled[1]",
-                  "tandem.toml:6: zone[0].pooled[1].ttl: expected an integer from 0 to 2147483647, "
-                  "got -1"));
+      ElementsAre("tandem.toml:3: pool[0].policy: expected one of \"all-healthy\", \"failover\", "
+                  "\"weighted\", got \"random\"",
+                  "tandem.toml:4: pool[0].check.kind: a tcp check needs a 'port'",
+                  "tandem.toml:5: pool[0].members[0].weight: expected an integer from 0 to 1000000, got -1",
+                  "tandem.toml:11: unknown key 'weight' in zone[0].pooled[1]",
+                  "tandem.toml:11: zone[0].pooled[1].ttl: expected an integer from 0 to 2147483647, "
+                  "got -1",
+                  "tandem.toml:11: zone example.org: pooled name 'api' refers to no [[pool]] named 'api'"));
 }
 
 TEST(ConfigErrors, ModeRequirements) {

@@ -100,9 +100,8 @@ class Testbed:
 
 
 # ---------------------------------------------------------------------------------------
-# For the failover test: run this thread inside a namespace for a while, and a server in
-# its own namespace reached from the root namespace over a veth (to slow it down with
-# netem).
+# For the failover test: run this thread inside a namespace for a while (to reach servers
+# on the loopback of the server namespace, or tandemd from the client namespace).
 
 class Inside:
     """`with Inside(NS):` sockets made by this thread (and children it starts) in the
@@ -135,52 +134,3 @@ class Inside:
             self._fd = None
         return False
 
-
-LINK_ROOT_V4 = "198.19.251.1"
-LINK_NS_V4 = "198.19.251.2"
-
-
-class Link:
-    """One namespace joined to the root namespace by a veth pair:
-    root end LINK_ROOT_V4/30, namespace end LINK_NS_V4/30 (and its loopback up).
-    delay(ms) puts a netem qdisc on the namespace end (its replies come late),
-    clear_delay() removes it; close() deletes the namespace and the veth, also on failure."""
-
-    def __init__(self, tag=None):
-        tag = tag or str(os.getpid())
-        self.ns = "tdl%s" % tag
-        self.root_if = "tdl%sr" % tag[-8:]
-        self.ns_if = "tdl%sn" % tag[-8:]
-
-    def open(self):
-        sh("ip", "netns", "add", self.ns)
-        sh("ip", "link", "add", self.root_if, "type", "veth", "peer", "name", self.ns_if)
-        sh("ip", "link", "set", self.ns_if, "netns", self.ns)
-        sh("ip", "addr", "add", LINK_ROOT_V4 + "/30", "dev", self.root_if)
-        sh("ip", "link", "set", self.root_if, "up")
-        sh("ip", "link", "set", "lo", "up", ns=self.ns)
-        sh("ip", "addr", "add", LINK_NS_V4 + "/30", "dev", self.ns_if, ns=self.ns)
-        sh("ip", "link", "set", self.ns_if, "up", ns=self.ns)
-        return self
-
-    def delay(self, ms):
-        sh("tc", "qdisc", "replace", "dev", self.ns_if, "root", "netem", "delay", "%dms" % ms,
-           ns=self.ns)
-
-    def clear_delay(self):
-        sh("tc", "qdisc", "del", "dev", self.ns_if, "root", check=False, ns=self.ns)
-
-    def close(self):
-        sh("ip", "link", "del", self.root_if, check=False)
-        sh("ip", "netns", "del", self.ns, check=False)
-
-    def __enter__(self):
-        try:
-            return self.open()
-        except BaseException:
-            self.close()
-            raise
-
-    def __exit__(self, *exc):
-        self.close()
-        return False

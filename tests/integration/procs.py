@@ -997,3 +997,149 @@ class AddrServer(Server):
     @property
     def addr(self):
         return (self.address, self.port)
+
+
+class DelayProxy:
+    """A relay on 127.0.0.1:PORT in front of a DNS server at `target` (host, port), whose
+    UDP replies can be held back: `delay` seconds (settable at any time; 0 relays at once).
+    TCP connections (SOA queries over TCP, transfers) are relayed as they are. For making a
+    live server answer slower than tandem's overload threshold where the kernel has no
+    netem. stop() closes everything; every thread ends within 0.2 s of it."""
+
+    def __init__(self, target, delay=0.0):
+        import threading
+        self.target = target
+        self.delay = delay
+        self.port = None
+        self._stop = threading.Event()
+        self._threads = []
+        self._lock = threading.Lock()
+        self._socks = []
+
+    @property
+    def addr(self):
+        return (LOOPBACK, self.port)
+
+    def start(self):
+        import threading
+        for _ in range(50):
+            port = free_port()
+            u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+            t = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            t.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                u.bind((LOOPBACK, port))
+                t.bind((LOOPBACK, port))
+            except OSError:
+                u.close()
+                t.close()
+                continue
+            t.listen(16)
+            self.port = port
+            self._udp, self._tcp = u, t
+            self._socks += [u, t]
+            break
+        else:
+            raise RuntimeError("DelayProxy: no free port")
+        for fn in (self._udp_loop, self._tcp_loop):
+            th = threading.Thread(target=fn, daemon=True)
+            th.start()
+            self._threads.append(th)
+        return self
+
+    def stop(self):
+        self._stop.set()
+        for th in self._threads:
+            th.join(timeout=2)
+        with self._lock:
+            for s in self._socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
+            self._socks = []
+
+    def _udp_loop(self):
+        import heapq
+        import select
+        upstream = {}      # client address -> socket connected to the target
+        back = {}          # upstream socket -> client address
+        pending = []       # (due time, seq, client address, data)
+        seq = 0
+        while not self._stop.is_set():
+            now = time.monotonic()
+            while pending and pending[0][0] <= now:
+                _, _, client, data = heapq.heappop(pending)
+                try:
+                    self._udp.sendto(data, client)
+                except OSError:
+                    pass
+            wait = 0.2 if not pending else max(0.0, min(0.2, pending[0][0] - now))
+            try:
+                ready, _, _ = select.select([self._udp] + list(back), [], [], wait)
+            except (OSError, ValueError):
+                return
+            for s in ready:
+                try:
+                    if s is self._udp:
+                        data, client = s.recvfrom(65535)
+                        up = upstream.get(client)
+                        if up is None:
+                            up = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                            up.connect(self.target)
+                            upstream[client] = up
+                            back[up] = client
+                            with self._lock:
+                                self._socks.append(up)
+                        up.send(data)
+                    else:
+                        data = s.recv(65535)
+                        seq += 1
+                        heapq.heappush(pending, (time.monotonic() + self.delay, seq, back[s], data))
+                except OSError:
+                    continue      # e.g. the target's port unreachable: no reply, as if lost
+
+    def _tcp_loop(self):
+        import select
+        import threading
+        while not self._stop.is_set():
+            try:
+                ready, _, _ = select.select([self._tcp], [], [], 0.2)
+            except (OSError, ValueError):
+                return
+            if not ready:
+                continue
+            try:
+                c, _ = self._tcp.accept()
+                u = socket.create_connection(self.target, timeout=2)
+            except OSError:
+                try:
+                    c.close()
+                except (OSError, UnboundLocalError):
+                    pass
+                continue
+            with self._lock:
+                self._socks += [c, u]
+            th = threading.Thread(target=self._pump, args=(c, u), daemon=True)
+            th.start()
+            self._threads.append(th)
+
+    def _pump(self, a, b):
+        import select
+        socks = [a, b]
+        try:
+            while not self._stop.is_set():
+                ready, _, _ = select.select(socks, [], [], 0.2)
+                for s in ready:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    (b if s is a else a).sendall(data)
+        except (OSError, ValueError):
+            return
+        finally:
+            for s in socks:
+                try:
+                    s.close()
+                except OSError:
+                    pass
