@@ -127,7 +127,9 @@ std::string SetupEasy(CURL* e, const MemberCheck& c, std::string* url, curl_slis
   set(CURLOPT_ERRORBUFFER, error_buffer);
   set(CURLOPT_WRITEFUNCTION, &CollectBody);
   set(CURLOPT_WRITEDATA, static_cast<void*>(body));
-  set(CURLOPT_TIMEOUT_MS, static_cast<long>(absl::ToInt64Milliseconds(c.timeout)));
+  // 0 would mean no timeout at all to libcurl.
+  set(CURLOPT_TIMEOUT_MS,
+      static_cast<long>(std::max<int64_t>(1, absl::ToInt64Milliseconds(c.timeout))));
   set(CURLOPT_NOSIGNAL, 1L);
   set(CURLOPT_PROXY, "");  // never through a proxy from the environment: check the member
   set(CURLOPT_PROTOCOLS_STR, "http,https");

@@ -97,7 +97,7 @@ void LowerName(uint8_t* name, size_t len) {
   size_t pos = 0;
   while (pos < len && name[pos] != 0) {
     uint8_t l = name[pos];
-    for (size_t i = 1; i <= l; ++i) name[pos + i] = AsciiLower(name[pos + i]);
+    for (size_t i = 1; i <= l && pos + i < len; ++i) name[pos + i] = AsciiLower(name[pos + i]);
     pos += 1 + l;
   }
 }
