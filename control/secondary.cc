@@ -125,8 +125,13 @@ Secondaries::Outcome Secondaries::Check(const config::ZoneConfig& cfg, const std
     out.error = absl::StrCat("SOA answer from ", s.address_text, " is not authoritative");
     return out;
   }
-  if (copy && !SerialNewer(soa->serial, copy->serial())) {
-    out.ok = true;  // up to date (or the source is behind us: keep ours)
+  if (copy && soa->serial == copy->serial()) {
+    out.ok = true;  // up to date: the timers restart (RFC 1034 4.3.5)
+    return out;
+  }
+  if (copy && SerialNewer(copy->serial(), soa->serial)) {
+    // The source went back to an older version: ours stays, and is not refreshed by it.
+    out.error = absl::StrCat("the source serves serial ", soa->serial, ", older than its copy's ", copy->serial());
     return out;
   }
   absl::Time start = absl::Now();
@@ -264,13 +269,22 @@ void Secondaries::OnProbe(size_t target, const ProbeResult& r) {
     } else {
       ++s.probes_failed;
     }
-    if (!s.health.Record(r.ok)) return;
-    if (s.health.up())
-      LogInfo("zone ", z->name, " source ", s.name, " UP after ", s.hc.rise, " good probes (serial ", r.serial, ")");
-    else
-      LogWarning("zone ", z->name, " source ", s.name, " DOWN after ", s.hc.fall, " failed probes: ", r.error);
+    if (s.health.Record(r.ok)) {
+      if (s.health.up())
+        LogInfo("zone ", z->name, " source ", s.name, " UP after ", s.hc.rise, " good probes (serial ", r.serial, ")");
+      else
+        LogWarning("zone ", z->name, " source ", s.name, " DOWN after ", s.hc.fall, " failed probes: ", r.error);
+    }
+    // The policy runs here too, so a refresh blocked on a silent source never delays a
+    // swap (nor an expiry).
+    SelectLocked(absl::Now());
+    if (!ActiveChangedLocked()) {
+      cv_.notify_all();
+      return;
+    }
   }
   cv_.notify_all();
+  on_change_();
 }
 
 // Applies the failover policy to every zone; logs and counts each swap.
@@ -278,8 +292,12 @@ void Secondaries::SelectLocked(absl::Time now) {
   for (auto& zp : zones_) {
     Pulled& z = *zp;
     std::vector<CopyView> views;
-    for (const auto& s : z.sources)
-      views.push_back({s.copy != nullptr && s.expires > now, s.health.up(), s.copy ? s.copy->serial() : 0});
+    for (const auto& s : z.sources) {
+      // A source whose probes see an older serial than its copy is not answered for.
+      bool behind = s.copy && s.probe_serial != 0 && SerialNewer(s.copy->serial(), s.probe_serial);
+      views.push_back({s.copy != nullptr && s.expires > now, s.health.up() && !behind,
+                       s.copy ? s.copy->serial() : 0});
+    }
     Choice c = ChooseCopy(views, z.active, z.pinned, now - z.last_swap < z.hold);
     if (c.index == z.active) continue;
     std::string reason = SwapReason(z, c);

@@ -848,6 +848,16 @@ class Dnsperf:
     def stop(self):
         stop_process(self.proc, grace=2.0)
 
+    def interrupt(self):
+        """SIGINT by pid: dnsperf stops sending and prints its report; queries still in
+        flight are counted "interrupted", not lost (so interrupt at least -t seconds after
+        the moment that matters)."""
+        if self.proc is not None and self.proc.poll() is None:
+            try:
+                os.kill(self.proc.pid, signal.SIGINT)
+            except ProcessLookupError:
+                pass
+
     def wait(self, timeout=None):
         """Waits for dnsperf to end (bounded); returns parse_dnsperf() of its report, with
         "exit" and "text" added."""
@@ -1004,7 +1014,8 @@ class DelayProxy:
     UDP replies can be held back: `delay` seconds (settable at any time; 0 relays at once).
     TCP connections (SOA queries over TCP, transfers) are relayed as they are. For making a
     live server answer slower than tandem's overload threshold where the kernel has no
-    netem. stop() closes everything; every thread ends within 0.2 s of it."""
+    netem. stop() relays the replies in flight, closes the UDP socket (later queries get
+    "port unreachable", not silence) and everything else; threads end within 0.3 s."""
 
     def __init__(self, target, delay=0.0):
         import threading
@@ -1066,7 +1077,15 @@ class DelayProxy:
         back = {}          # upstream socket -> client address
         pending = []       # (due time, seq, client address, data)
         seq = 0
-        while not self._stop.is_set():
+        closing_until = None
+        while True:
+            if self._stop.is_set() and closing_until is None:
+                closing_until = time.monotonic() + 0.05   # relay what is in flight, then close
+            if closing_until is not None and time.monotonic() >= closing_until:
+                # Closed here, not after the join: from now on a query gets "port
+                # unreachable" at once rather than no answer.
+                self._udp.close()
+                return
             now = time.monotonic()
             while pending and pending[0][0] <= now:
                 _, _, client, data = heapq.heappop(pending)
@@ -1075,6 +1094,10 @@ class DelayProxy:
                 except OSError:
                     pass
             wait = 0.2 if not pending else max(0.0, min(0.2, pending[0][0] - now))
+            if closing_until is not None:
+                wait = min(wait, max(0.0, closing_until - now))
+                pending = [(now,) + p[1:] for p in pending]     # no more holding back
+                heapq.heapify(pending)
             try:
                 ready, _, _ = select.select([self._udp] + list(back), [], [], wait)
             except (OSError, ValueError):
@@ -1095,7 +1118,8 @@ class DelayProxy:
                     else:
                         data = s.recv(65535)
                         seq += 1
-                        heapq.heappush(pending, (time.monotonic() + self.delay, seq, back[s], data))
+                        hold = 0.0 if closing_until is not None else self.delay
+                        heapq.heappush(pending, (time.monotonic() + hold, seq, back[s], data))
                 except OSError:
                     continue      # e.g. the target's port unreachable: no reply, as if lost
 

@@ -19,9 +19,9 @@ as the reference.
    each of these goes on, a UDP and a TCP query from another client must be answered
    within 1 s: 299 idle connections (up to the cap); 40 more past the cap (tandem closes
    them at once); 20 slow writers (a query written one byte per 100 ms, answered at the
-   end); partial length prefixes and a length announcing more than is sent; a pipelined
-   flood of 2000 queries on one connection (all 2000 answered, in order). The idle
-   connections are closed by tandem after the idle timeout.
+   end); partial length prefixes and a length announcing more than is sent; pipelined
+   floods of 2000 queries on one connection, round after round for 2 s (every query
+   answered, in order). The idle connections are closed by tandem after the idle timeout.
 
 Everything listens on 127.0.0.1; processes are stopped by pid; every wait has a deadline.
 
@@ -73,6 +73,21 @@ alias    CNAME www
 # Cases where tandem is known to differ from both Knot DNS and NSD, each reported; the
 # test prints them but does not fail on them. Keys are "case/transport".
 KNOWN_DIFFERENCES = {
+    # An OPT record in the answer section: Knot DNS and NSD answer FORMERR; tandem's
+    # parser skips the answer and authority sections without looking at their types.
+    "edns-opt-in-answer/udp": "OPT outside the additional section is not FORMERR",
+    "edns-opt-in-answer/tcp": "OPT outside the additional section is not FORMERR",
+    # version.bind CH TXT: both answer with their version; tandem serves class IN only
+    # and answers REFUSED (as both do for a CH query of a name in the zone).
+    "class-ch/udp": "no CHAOS identity (version.bind, id.server)",
+    "class-ch/tcp": "no CHAOS identity (version.bind, id.server)",
+    # IXFR over UDP from a client not allowed to transfer: Knot NOTAUTH, NSD REFUSED;
+    # tandem answers NOTIMP (as all three do for AXFR over UDP).
+    "ixfr/udp": "IXFR over UDP is NOTIMP, not refused",
+    "ixfr-no-soa/udp": "IXFR over UDP is NOTIMP, not refused",
+    # A 12-byte header with QDCOUNT 1 and no question over TCP: both close the
+    # connection; tandem answers FORMERR (as NSD does over UDP).
+    "header-only-qd1/tcp": "FORMERR where both close the connection",
 }
 
 
@@ -456,8 +471,9 @@ class Prober:
     """Another client: a UDP and a TCP query every 200 ms while abuse goes on; records the
     slowest answer and any query not answered within PROMPT seconds."""
 
-    def __init__(self, addr):
+    def __init__(self, addr, transports=("udp", "tcp")):
         self.addr = addr
+        self.transports = transports
         self.stop_flag = threading.Event()
         self.slowest = {"udp": 0.0, "tcp": 0.0}
         self.count = 0
@@ -466,7 +482,7 @@ class Prober:
 
     def run(self):
         while not self.stop_flag.is_set():
-            for transport in ("udp", "tcp"):
+            for transport in self.transports:
                 ok, took, what = normal_query_ok(self.addr, transport)
                 self.count += 1
                 self.slowest[transport] = max(self.slowest[transport], took)
@@ -479,6 +495,10 @@ class Prober:
         return self
 
     def __exit__(self, *exc):
+        # At least one round of probes overlaps what was measured, however short.
+        deadline = time.monotonic() + 3.0
+        while self.count < len(self.transports) and time.monotonic() < deadline:
+            time.sleep(0.02)
         self.stop_flag.set()
         self.thread.join(timeout=10)
         return False
@@ -545,22 +565,25 @@ def abuse_idle(tandem, failures):
         if survivors != len(idle):
             failures.add("%d of %d idle connections were closed before the idle timeout"
                          % (len(idle) - survivors, len(idle)))
-        with Prober(tandem.addr) as p:
+        # Past the cap only UDP is probed: the cap holds for every TCP client. The one free
+        # slot (the prober's) goes to one of the 40; tandem closes the other 39 at once.
+        with Prober(tandem.addr, transports=("udp",)) as p:
             over = connect_many(tandem.addr, 40)
-            # The prober's TCP connection is refused at the cap while the extras are being
-            # shed, so only UDP is held to the 1 s bound here.
-            took = wait_closed(over, 3.0)
-            p.late = [x for x in p.late if x.startswith("udp")]
+            deadline = time.monotonic() + 3.0
+            while time.monotonic() < deadline:
+                still_open = [s for s in over if not closed_by_peer(s)]
+                if len(still_open) <= 1:
+                    break
+                time.sleep(0.05)
             p.report("40 connections past the cap", failures)
-        if took is None:
-            failures.add("connections past the cap were not closed within 3 s")
-        else:
-            print("  past the cap: closed by tandem within %.2f s" % took, flush=True)
+        print("  past the cap: %d of 40 closed by tandem" % (40 - len(still_open)), flush=True)
+        if len(still_open) > 1:
+            failures.add("%d connections past the cap were still open after 3 s" % (len(still_open) - 1))
         ok, took, what = normal_query_ok(tandem.addr, "udp")
         if not ok:
             failures.add("at the cap, UDP got %s" % what)
         start = time.monotonic()
-        took = wait_closed(idle, IDLE_TIMEOUT + 4.0)
+        took = wait_closed(idle + still_open, IDLE_TIMEOUT + 4.0)
         if took is None:
             failures.add("idle connections still open %.0f s after the idle timeout" % 4.0)
         else:
@@ -635,8 +658,10 @@ def abuse_partial(tandem, failures):
         close_all(socks)
 
 
-def abuse_flood(tandem, failures, count=2000):
-    print("TCP: a pipelined flood of %d queries on one connection" % count, flush=True)
+def abuse_flood(tandem, failures, count=2000, seconds=2.0):
+    """Rounds of `count` pipelined queries on one connection (sent whole by one thread while
+    the answers are read), for at least `seconds`, so that the probes overlap them."""
+    print("TCP: pipelined floods of %d queries on one connection, for %.0f s" % (count, seconds), flush=True)
     queries = []
     for i in range(count):
         qname = "www.example.com" if i % 3 else "n%d.example.com" % i
@@ -652,30 +677,37 @@ def abuse_flood(tandem, failures, count=2000):
         except OSError as e:
             sent_error.append(e)
 
-    ids = []
+    rounds = answered = 0
     start = time.monotonic()
     try:
         with Prober(tandem.addr) as p:
-            sender = threading.Thread(target=send_all, daemon=True)
-            sender.start()
-            deadline = time.monotonic() + 30.0
-            try:
-                while len(ids) < count:
-                    n = struct.unpack("!H", recv_exactly(s, 2, deadline))[0]
-                    reply = recv_exactly(s, n, deadline)
-                    ids.append(struct.unpack("!H", reply[:2])[0])
-            except (socket.timeout, EOFError, OSError) as e:
-                failures.add("flood: %s after %d answers" % (e, len(ids)))
-            sender.join(timeout=5)
-            p.report("the flood", failures)
+            while rounds < 400 and (rounds == 0 or time.monotonic() - start < seconds):
+                sender = threading.Thread(target=send_all, daemon=True)
+                sender.start()
+                deadline = time.monotonic() + 30.0
+                ids = []
+                try:
+                    while len(ids) < count:
+                        n = struct.unpack("!H", recv_exactly(s, 2, deadline))[0]
+                        reply = recv_exactly(s, n, deadline)
+                        ids.append(struct.unpack("!H", reply[:2])[0])
+                except (socket.timeout, EOFError, OSError) as e:
+                    failures.add("flood round %d: %s after %d answers" % (rounds + 1, e, len(ids)))
+                sender.join(timeout=5)
+                rounds += 1
+                answered += len(ids)
+                if sent_error:
+                    failures.add("flood: sending failed: %s" % sent_error[0])
+                if ids != list(range(len(ids))):
+                    failures.add("flood round %d: answers out of order" % rounds)
+                if len(ids) < count or sent_error:
+                    break
+            p.report("the floods", failures)
     finally:
         s.close()
     took = time.monotonic() - start
-    print("  flood: %d of %d answered in %.2f s" % (len(ids), count, took), flush=True)
-    if sent_error:
-        failures.add("flood: sending failed: %s" % sent_error[0])
-    if ids and ids != list(range(len(ids))):
-        failures.add("flood: answers out of order")
+    print("  floods: %d rounds, %d of %d queries answered in %.2f s"
+          % (rounds, answered, rounds * count, took), flush=True)
 
 
 # ---------------------------------------------------------------------------------------
