@@ -22,14 +22,6 @@
 namespace tandem::control {
 namespace {
 
-std::string Key(const dns::Record& r) {
-  std::string k = r.owner;
-  dns::LowerName(reinterpret_cast<uint8_t*>(k.data()), k.size());
-  k.push_back(static_cast<char>(r.type >> 8));
-  k.push_back(static_cast<char>(r.type));
-  k += dns::CanonicalRdata(r.type, r.rdata);
-  return k;
-}
 
 // One record per line: "<sign> <hex owner> <type> <ttl> <hex rdata>".
 std::string Line(char sign, const dns::Record& r) {
@@ -79,11 +71,11 @@ IxfrDiff Difference(const std::vector<dns::Record>& from, const std::vector<dns:
   absl::flat_hash_map<std::string, const dns::Record*> old_set, new_set;
   for (const auto& r : from) {
     if (r.type == dns::kTypeSOA) d.from_soa = r;
-    else old_set.emplace(Key(r), &r);
+    else old_set.emplace(dns::RecordKey(r), &r);
   }
   for (const auto& r : to) {
     if (r.type == dns::kTypeSOA) d.to_soa = r;
-    else new_set.emplace(Key(r), &r);
+    else new_set.emplace(dns::RecordKey(r), &r);
   }
   for (const auto& [k, r] : old_set) {
     auto it = new_set.find(k);

@@ -27,15 +27,6 @@ std::string Text(const std::string& wire) {
   return dns::NameToText(reinterpret_cast<const uint8_t*>(wire.data()));
 }
 
-// Identity of a record for IXFR: owner (case-insensitive), type, class, RDATA.
-std::string Key(const dns::Record& r) {
-  std::string k = r.owner;
-  dns::LowerName(reinterpret_cast<uint8_t*>(k.data()), k.size());
-  k.push_back(static_cast<char>(r.type >> 8));
-  k.push_back(static_cast<char>(r.type));
-  k += dns::CanonicalRdata(r.type, r.rdata);
-  return k;
-}
 
 uint32_t SerialOf(const dns::Record& soa) {
   return dns::Get32(reinterpret_cast<const uint8_t*>(soa.rdata.data()) + soa.rdata.size() - 20);
@@ -70,22 +61,22 @@ absl::StatusOr<ZoneCopy> ZoneCopy::FromRecords(const std::string& zone, std::vec
 absl::StatusOr<ZoneCopy> ZoneCopy::Apply(const std::vector<IxfrDiff>& diffs) const {
   absl::flat_hash_map<std::string, dns::Record> set;
   set.reserve(records_.size());
-  for (const auto& r : records_) set.emplace(Key(r), r);
+  for (const auto& r : records_) set.emplace(dns::RecordKey(r), r);
   uint32_t serial = serial_;
   for (const IxfrDiff& d : diffs) {
     if (SerialOf(d.from_soa) != serial)
       return absl::InvalidArgumentError(absl::StrCat("IXFR difference from serial ", SerialOf(d.from_soa),
                                                      " does not follow serial ", serial));
-    set.erase(Key(d.from_soa));  // the old SOA is replaced by the difference's new one
+    set.erase(dns::RecordKey(d.from_soa));  // the old SOA is replaced by the difference's new one
     for (const auto& r : d.removed) {
       if (r.type == dns::kTypeSOA) continue;
-      if (set.erase(Key(r)) == 0)
+      if (set.erase(dns::RecordKey(r)) == 0)
         return absl::InvalidArgumentError(absl::StrCat("IXFR removes ", Text(r.owner), " ", dns::TypeToText(r.type),
                                                        " which the copy at serial ", serial, " does not hold"));
     }
     for (const auto& r : d.added)
-      if (r.type != dns::kTypeSOA) set.insert_or_assign(Key(r), r);
-    set.insert_or_assign(Key(d.to_soa), d.to_soa);
+      if (r.type != dns::kTypeSOA) set.insert_or_assign(dns::RecordKey(r), r);
+    set.insert_or_assign(dns::RecordKey(d.to_soa), d.to_soa);
     serial = SerialOf(d.to_soa);
   }
   std::vector<dns::Record> records;

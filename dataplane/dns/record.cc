@@ -106,6 +106,15 @@ std::string CanonicalRdata(uint16_t type, const std::string& rdata) {
   return out;
 }
 
+std::string RecordKey(const Record& r) {
+  std::string k = r.owner;
+  LowerName(reinterpret_cast<uint8_t*>(k.data()), k.size());
+  k.push_back(static_cast<char>(r.type >> 8));
+  k.push_back(static_cast<char>(r.type));
+  k += CanonicalRdata(r.type, r.rdata);
+  return k;
+}
+
 void AppendRecord(std::string* msg, const Record& r) {
   msg->append(r.owner);
   uint8_t h[10];

@@ -30,6 +30,10 @@ bool ReadRecord(const uint8_t* msg, size_t len, size_t* pos, int* pointer_budget
 // RDATA match.
 std::string CanonicalRdata(uint16_t type, const std::string& rdata);
 
+// The identity of a record (for IXFR and zone differences): owner without case, type,
+// canonical RDATA. TTL and class are not part of it.
+std::string RecordKey(const Record& r);
+
 // Appends a record in uncompressed form to a message being built.
 void AppendRecord(std::string* msg, const Record& r);
 
