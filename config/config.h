@@ -30,6 +30,16 @@ struct DpdkConfig {
   std::string exception_iface = "tandem0";
 };
 
+// Response rate limiting of UDP answers (dataplane/rrl.h); rate 0 turns it off.
+struct RrlConfig {
+  int rate = 0;           // answers per second per client prefix and kind of answer
+  int slip = 2;           // every slip-th limited answer is sent truncated; 0: none
+  int ipv4_prefix = 24;
+  int ipv6_prefix = 56;
+  int table_size = 65536;  // buckets per worker
+  int line = 0;
+};
+
 struct MetricsConfig {
   std::string listen;  // empty: no metrics endpoint
 };
@@ -133,6 +143,7 @@ struct Config {
   std::string path;  // the file this was read from
   ServerConfig server;
   DpdkConfig dpdk;
+  RrlConfig rrl;
   MetricsConfig metrics;
   ControlConfig control;
   HealthConfig health;

@@ -385,9 +385,10 @@ class Loader {
 
   void Read(const toml::table& root, Config* cfg) {
     Fields f(errors_, root, "", "at the top level",
-             {"server", "dpdk", "metrics", "control", "health", "tsig", "pool", "zone"});
+             {"server", "dpdk", "rrl", "metrics", "control", "health", "tsig", "pool", "zone"});
     if (const auto* t = f.Table("server", "a table ([server])")) ReadServer(*t, &cfg->server);
     if (const auto* t = f.Table("dpdk", "a table ([dpdk])")) ReadDpdk(*t, &cfg->dpdk);
+    if (const auto* t = f.Table("rrl", "a table ([rrl])")) ReadRrl(*t, &cfg->rrl);
     if (const auto* t = f.Table("metrics", "a table ([metrics])")) ReadMetrics(*t, &cfg->metrics);
     if (const auto* t = f.Table("control", "a table ([control])")) ReadControl(*t, &cfg->control);
     if (const auto* t = f.Table("health", "a table ([health])"))
@@ -427,6 +428,16 @@ class Loader {
     f.Strings("eal_args", kNonEmpty, NonEmpty, &d->eal_args);
     f.Strings("address", kAddress, AddressCheck, &d->address);
     f.String("exception_iface", kIface, IfaceCheck, &d->exception_iface);
+  }
+
+  void ReadRrl(const toml::table& t, RrlConfig* r) {
+    Fields f(errors_, t, "rrl", "in [rrl]", {"rate", "slip", "ipv4_prefix", "ipv6_prefix", "table_size"});
+    r->line = f.line();
+    f.Int("rate", 0, 1000000, &r->rate);
+    f.Int("slip", 0, 100, &r->slip);
+    f.Int("ipv4_prefix", 1, 32, &r->ipv4_prefix);
+    f.Int("ipv6_prefix", 1, 128, &r->ipv6_prefix);
+    f.Int("table_size", 1, 1 << 24, &r->table_size);
   }
 
   void ReadMetrics(const toml::table& t, MetricsConfig* m) {

@@ -159,9 +159,14 @@ absl::Status Daemon::Start() {
   opts.workers = cfg_.server.workers;
   opts.tcp_idle_timeout = cfg_.server.tcp_idle_timeout;
   opts.tcp_max_connections = cfg_.server.tcp_max_connections;
+  opts.rrl = {.rate = static_cast<uint32_t>(cfg_.rrl.rate),
+              .slip = static_cast<uint32_t>(cfg_.rrl.slip),
+              .ipv4_prefix = static_cast<uint8_t>(cfg_.rrl.ipv4_prefix),
+              .ipv6_prefix = static_cast<uint8_t>(cfg_.rrl.ipv6_prefix),
+              .table_size = static_cast<uint32_t>(cfg_.rrl.table_size)};
   if (cfg_.server.mode == "dpdk") {
     dataplane::DpdkPortOptions d{cfg_.dpdk.eal_args, cfg_.dpdk.address, cfg_.dpdk.exception_iface,
-                                 cfg_.server.workers};
+                                 cfg_.server.workers, opts.rrl};
     auto dpdk = dataplane::DpdkServer::Start(d, *publisher_, handler_);
     if (!dpdk.ok()) return dpdk.status();
     dpdk_ = std::move(*dpdk);
@@ -179,6 +184,9 @@ absl::Status Daemon::Start() {
   sockets_ = std::move(*server);
   secondaries_->Start();
   pools_->Start();
+  if (cfg_.rrl.rate > 0)
+    LogInfo("rrl: ", cfg_.rrl.rate, " answers/s per /", cfg_.rrl.ipv4_prefix, " and /",
+            cfg_.rrl.ipv6_prefix, " prefix, slip ", cfg_.rrl.slip);
   if (dpdk_)
     LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.dpdk.address, ", "),
             " (UDP on the poll-mode path with ", cfg_.server.workers, " lcores, TCP through ",
@@ -219,6 +227,12 @@ absl::Status Daemon::Reload() {
     LogWarning("reload: changes to [server] mode, listen, workers, state_dir, udp_max_payload "
                "and tcp_* take effect at the next restart");
     next->server = cfg_.server;
+  }
+  if (next->rrl.rate != cfg_.rrl.rate || next->rrl.slip != cfg_.rrl.slip ||
+      next->rrl.ipv4_prefix != cfg_.rrl.ipv4_prefix || next->rrl.ipv6_prefix != cfg_.rrl.ipv6_prefix ||
+      next->rrl.table_size != cfg_.rrl.table_size) {
+    LogWarning("reload: changes to [rrl] take effect at the next restart");
+    next->rrl = cfg_.rrl;
   }
   // Pulled zones start again from their saved copies (the running ones saved every copy
   // they accepted), so nothing fetched is lost and nothing is fetched twice.

@@ -24,6 +24,9 @@ struct alignas(64) WorkerCounters {
   uint64_t tx_dropped = 0;       // frames the port or the kernel would not take
   // Pools.
   uint64_t pool_all_down = 0;    // answers given with every member of the family down
+  // Response rate limiting (UDP).
+  uint64_t rrl_dropped = 0;      // answers over the rate, not sent
+  uint64_t rrl_slipped = 0;      // answers over the rate, sent truncated instead
   uint64_t member_answers[256] = {};  // by global pool member id
 
   WorkerCounters& operator+=(const WorkerCounters& c) {
@@ -40,6 +43,8 @@ struct alignas(64) WorkerCounters {
     not_for_us += c.not_for_us;
     tx_dropped += c.tx_dropped;
     pool_all_down += c.pool_all_down;
+    rrl_dropped += c.rrl_dropped;
+    rrl_slipped += c.rrl_slipped;
     for (int i = 0; i < 256; ++i) member_answers[i] += c.member_answers[i];
     return *this;
   }

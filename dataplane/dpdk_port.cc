@@ -8,10 +8,12 @@
 #include <rte_launch.h>
 #include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_cycles.h>
 #include <rte_prefetch.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -20,6 +22,7 @@
 #include "dataplane/address.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
+#include "dataplane/rrl.h"
 
 extern char** environ;
 
@@ -94,6 +97,8 @@ struct alignas(64) DpdkServer::Lcore {
   SnapshotPublisher* publisher = nullptr;
   const QueryHandler* handler = nullptr;
   const std::atomic<bool>* quit = nullptr;
+  std::unique_ptr<RateLimiter> rrl;       // this worker's buckets
+  uint64_t tsc_per_ms = 1;
   WorkerCounters counters;
 
   void PollPort(size_t i, const zone::Snapshot* snapshot);
@@ -121,7 +126,7 @@ void DpdkServer::Lcore::PollPort(size_t i, const zone::Snapshot* snapshot) {
     }
     FrameResult r = ProcessFrame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len,
                                  m->buf_len - m->data_off, MbufRxFlags(m), ctx, snapshot, *handler,
-                                 counters);
+                                 counters, rrl.get());
     switch (r.verdict) {
       case FrameVerdict::kTransmit:
         m->data_len = static_cast<uint16_t>(r.length);
@@ -163,6 +168,7 @@ int DpdkServer::Lcore::Run() {
   publisher->Online(reader);
   while (!quit->load(std::memory_order_relaxed)) {
     const zone::Snapshot* snapshot = publisher->Current();  // once per iteration
+    if (rrl->enabled()) rrl->SetNow(rte_get_tsc_cycles() / tsc_per_ms);
     for (size_t i = 0; i < ports.size(); ++i) PollPort(i, snapshot);
     if (tap >= 0) PollKernel();
     publisher->Quiescent(reader);
@@ -180,6 +186,7 @@ absl::StatusOr<std::unique_ptr<DpdkServer>> DpdkServer::Start(const DpdkPortOpti
                                                               SnapshotPublisher& publisher,
                                                               const QueryHandler& handler) {
   std::unique_ptr<DpdkServer> server(new DpdkServer(publisher, handler));
+  server->rrl_ = options.rrl;
   if (auto s = server->Init(options); !s.ok()) return s;
   if (auto s = server->SetUpPorts(options); !s.ok()) return s;
   if (auto s = server->SetUpExceptionPath(options); !s.ok()) return s;
@@ -318,6 +325,8 @@ absl::Status DpdkServer::Launch() {
     lc->publisher = &publisher_;
     lc->handler = &handler_;
     lc->quit = &quit_;
+    lc->rrl = std::make_unique<RateLimiter>(rrl_);
+    lc->tsc_per_ms = std::max<uint64_t>(rte_get_tsc_hz() / 1000, 1);
     try {
       lc->reader = publisher_.RegisterReader();
     } catch (const std::exception& e) {

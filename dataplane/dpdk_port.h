@@ -21,6 +21,7 @@
 #include "absl/status/statusor.h"
 #include "dataplane/counters.h"
 #include "dataplane/packet.h"
+#include "dataplane/rrl.h"
 
 namespace tandem::dataplane {
 
@@ -32,6 +33,7 @@ struct DpdkPortOptions {
   std::vector<std::string> addresses;  // "ADDR" or "ADDR/LEN"
   std::string exception_iface = "tandem0";
   int workers = 1;
+  RrlOptions rrl;  // per worker lcore
 };
 
 struct PortInfo {
@@ -72,6 +74,7 @@ class DpdkServer {
   const QueryHandler& handler_;
   std::vector<PortInfo> ports_;
   int tap_port_ = -1;
+  RrlOptions rrl_;
   std::vector<FrameContext> contexts_;  // per port, by position in ports_
   std::vector<std::unique_ptr<Lcore>> lcores_;
   std::atomic<bool> quit_{false};

@@ -16,6 +16,7 @@
 
 #include "dataplane/dns/wire.h"
 #include "dataplane/handler.h"
+#include "dataplane/rrl.h"
 
 namespace tandem::dataplane {
 namespace {
@@ -107,15 +108,18 @@ const sockaddr* NotifySender(const uint8_t* ip, const uint8_t* udp, size_t query
 // Answers the DNS payload at `udp + 8` in place; returns its new length (0: no answer).
 size_t AnswerPayload(const uint8_t* ip, uint8_t* udp, size_t query_len, size_t cap, bool v6,
                      const zone::Snapshot* snapshot, const QueryHandler& handler,
-                     WorkerCounters& counters) {
+                     WorkerCounters& counters, RateLimiter* rrl) {
   sockaddr_storage ss;
   const sockaddr* from = NotifySender(ip, udp, query_len, v6, &ss);
-  return handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters, from);
+  size_t n = handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters, from);
+  if (n != 0 && rrl != nullptr && rrl->enabled())
+    n = rrl->Apply(v6 ? ip + 8 : ip + 12, v6, udp + 8, n, counters);
+  return n;
 }
 
 FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
                  const FrameContext& ctx, const zone::Snapshot* snapshot,
-                 const QueryHandler& handler, WorkerCounters& c) {
+                 const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
   uint8_t* ip = frame + l2;
   if (len < l2 + 20u || (ip[0] >> 4) != 4) return Drop(c.malformed);
   uint32_t ihl = (ip[0] & 0x0f) * 4u;
@@ -137,7 +141,7 @@ FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
     ip[0] = 0x45;
   }
   size_t cap = std::min<size_t>(room - (l2 + 28u), ctx.mtu - 28u);
-  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, false, snapshot, handler, c);
+  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, false, snapshot, handler, c, rrl);
   if (n == 0) return {FrameVerdict::kDrop};
 
   SwapBytes(frame, frame + 6, 6);
@@ -162,7 +166,7 @@ FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
 
 FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
                  const FrameContext& ctx, const zone::Snapshot* snapshot,
-                 const QueryHandler& handler, WorkerCounters& c) {
+                 const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
   uint8_t* ip = frame + l2;
   if (len < l2 + 40u || (ip[0] >> 4) != 6) return Drop(c.malformed);
   uint32_t payload = Get16(ip + 4);
@@ -179,7 +183,7 @@ FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
     return Drop(c.malformed);
 
   size_t cap = std::min<size_t>(room - (l2 + 48u), ctx.mtu - 48u);
-  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, true, snapshot, handler, c);
+  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, true, snapshot, handler, c, rrl);
   if (n == 0) return {FrameVerdict::kDrop};
 
   SwapBytes(frame, frame + 6, 6);
@@ -201,7 +205,7 @@ FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32
 
 FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
                          const FrameContext& ctx, const zone::Snapshot* snapshot,
-                         const QueryHandler& handler, WorkerCounters& c) {
+                         const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
   ++c.rx_packets;
   if (len < 14 || room < len) return Drop(c.malformed);
   if (frame[0] & 1) return kKernel;  // broadcast and multicast: ARP, neighbour discovery
@@ -214,8 +218,8 @@ FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t r
     l2 = 18;
   }
   if (room < l2 + 48u + 512u) return kKernel;  // no room to answer in place
-  if (type == kEtherIpv4) return Ipv4(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c);
-  if (type == kEtherIpv6) return Ipv6(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c);
+  if (type == kEtherIpv4) return Ipv4(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c, rrl);
+  if (type == kEtherIpv6) return Ipv6(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c, rrl);
   return kKernel;
 }
 

@@ -15,6 +15,7 @@ class Snapshot;
 namespace tandem::dataplane {
 
 class QueryHandler;
+class RateLimiter;
 
 inline constexpr int kMaxFrameAddresses = 16;
 
@@ -50,9 +51,11 @@ struct FrameResult {
   bool ipv4 = false;
 };
 
-// `room` is how many bytes the buffer holding the frame can take from its start.
+// `room` is how many bytes the buffer holding the frame can take from its start. `rrl`
+// (the worker's, may be null) rate-limits the answers.
 FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
                          const FrameContext& ctx, const zone::Snapshot* snapshot,
-                         const QueryHandler& handler, WorkerCounters& counters);
+                         const QueryHandler& handler, WorkerCounters& counters,
+                         RateLimiter* rrl = nullptr);
 
 }  // namespace tandem::dataplane

@@ -15,6 +15,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <ctime>
 #include <exception>
 #include <utility>
 
@@ -24,6 +25,7 @@
 #include "dataplane/dns/name.h"
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
+#include "dataplane/rrl.h"
 
 namespace tandem::dataplane {
 namespace socket_port_internal {
@@ -194,6 +196,7 @@ struct UdpContext {
   SnapshotPublisher* publisher;
   WorkerCounters* counters;
   const std::atomic<bool>* stopping;
+  const RrlOptions* rrl;
 };
 
 // One UDP worker: receives bursts on its socket, answers each datagram in place in its
@@ -216,9 +219,11 @@ class UdpWorker {
   int AnswerBurst(int received, const zone::Snapshot* snapshot);
   void SetReplySource(Slot& slot, const msghdr& rx, msghdr& tx);
   void SendAll(int count);
+  size_t Limit(const sockaddr_storage& peer, uint8_t* response, size_t len);
 
   UdpContext ctx_;
   WorkerCounters& counters_;
+  RateLimiter rrl_;
   unsigned reader_;
   size_t buffer_size_;
   std::unique_ptr<uint8_t[]> buffers_;
@@ -230,6 +235,7 @@ class UdpWorker {
 UdpWorker::UdpWorker(const UdpContext& context)
     : ctx_(context),
       counters_(*context.counters),
+      rrl_(*context.rrl),
       reader_(context.reader),
       buffer_size_(std::max<size_t>(kMinUdpBuffer, context.handler->options().udp_max_payload)),
       buffers_(std::make_unique_for_overwrite<uint8_t[]>(buffer_size_ * kBurst)) {
@@ -279,6 +285,11 @@ int UdpWorker::Receive() {
 // Answers the received datagrams in place; returns how many tx_ messages are filled.
 int UdpWorker::AnswerBurst(int received, const zone::Snapshot* snapshot) {
   int count = 0;
+  if (rrl_.enabled()) {
+    timespec now;  // the coarse clock is read from the vDSO: no system call
+    clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
+    rrl_.SetNow(static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000);
+  }
   for (int i = 0; i < received; ++i) {
     const msghdr& rx = rx_[i].msg_hdr;
     if (rx.msg_flags & MSG_TRUNC) {  // larger than the buffer: not a query we can answer
@@ -290,6 +301,7 @@ int UdpWorker::AnswerBurst(int received, const zone::Snapshot* snapshot) {
     size_t len = ctx_.handler->Answer(snapshot, buffer, rx_[i].msg_len, buffer, buffer_size_,
                                       Transport::kUdp, counters_,
                                       reinterpret_cast<const sockaddr*>(&slot.peer));
+    if (len != 0 && rrl_.enabled()) len = Limit(slot.peer, buffer, len);
     if (len == 0) continue;
     slot.tx_iov = {buffer, len};
     msghdr& tx = tx_[count++].msg_hdr;
@@ -302,6 +314,16 @@ int UdpWorker::AnswerBurst(int received, const zone::Snapshot* snapshot) {
     if (ctx_.wildcard) SetReplySource(slot, rx, tx);
   }
   return count;
+}
+
+// Response rate limiting by the client's address.
+size_t UdpWorker::Limit(const sockaddr_storage& peer, uint8_t* response, size_t len) {
+  if (peer.ss_family == AF_INET6) {
+    const auto& a = reinterpret_cast<const sockaddr_in6&>(peer);
+    return rrl_.Apply(a.sin6_addr.s6_addr, true, response, len, counters_);
+  }
+  const auto& a = reinterpret_cast<const sockaddr_in&>(peer);
+  return rrl_.Apply(reinterpret_cast<const uint8_t*>(&a.sin_addr), false, response, len, counters_);
 }
 
 // On a wildcard socket the reply leaves from the address the query was sent to.
@@ -678,6 +700,7 @@ SocketServer::SocketServer(const SocketPortOptions& options, SnapshotPublisher& 
                            const QueryHandler& handler)
     : publisher_(publisher),
       handler_(handler),
+      rrl_(options.rrl),
       counter_count_(options.listen.size() * UdpWorkers(options) + 1),
       counters_(std::make_unique<WorkerCounters[]>(counter_count_)) {}
 
@@ -730,7 +753,8 @@ void SocketServer::StartThreads() {
                          .handler = &handler_,
                          .publisher = &publisher_,
                          .counters = &counters_[next],
-                         .stopping = &stopping_};
+                         .stopping = &stopping_,
+                         .rrl = &rrl_};
       threads_.emplace_back([context] { UdpWorker(context).Run(); });
       ++next;
     }

@@ -17,6 +17,7 @@
 #include "absl/time/time.h"
 #include "dataplane/address.h"
 #include "dataplane/counters.h"
+#include "dataplane/rrl.h"
 
 namespace tandem::dataplane {
 
@@ -34,6 +35,7 @@ struct SocketPortOptions {
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int tcp_max_connections = 1024;  // across all listeners
   bool udp = true;  // false: TCP only (dpdk mode answers UDP on the poll-mode path)
+  RrlOptions rrl;   // UDP answers only; TCP is never limited
 };
 
 class SocketServer {
@@ -69,6 +71,7 @@ class SocketServer {
 
   SnapshotPublisher& publisher_;
   const QueryHandler& handler_;
+  RrlOptions rrl_;
   std::vector<std::unique_ptr<socket_port_internal::Listener>> listeners_;
   std::vector<Endpoint> bound_;
   std::unique_ptr<socket_port_internal::TcpLoop> tcp_;

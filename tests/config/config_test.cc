@@ -21,6 +21,7 @@ namespace tandem::config {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 
 // Joins lines so that lines[i] is line i + 1 of the document.
 std::string Doc(std::initializer_list<const char*> lines) {
@@ -369,6 +370,29 @@ TEST(ConfigErrors, AddressesAndPrefixes) {
           R"(tandem.toml:15: zone[0].allow_transfer[1]: expected an address prefix such as "10.0.0.0/8" or "2001:db8::/32", got 10)"));
 }
 
+TEST(ConfigErrors, RateLimiting) {
+  EXPECT_THAT(Errors(Doc({
+                  "[rrl]",              // 1
+                  "rate = -1",          // 2
+                  "slip = 101",         // 3
+                  "ipv4_prefix = 33",   // 4
+                  "ipv6_prefix = 0",    // 5
+                  "table_size = \"big\"",  // 6
+                  "burst = 5",          // 7
+              })),
+              ElementsAre(HasSubstr("tandem.toml:2: rrl.rate"), HasSubstr("tandem.toml:3: rrl.slip"),
+                          HasSubstr("tandem.toml:4: rrl.ipv4_prefix"),
+                          HasSubstr("tandem.toml:5: rrl.ipv6_prefix"),
+                          HasSubstr("tandem.toml:6: rrl.table_size"),
+                          HasSubstr("tandem.toml:7: unknown key 'burst' in [rrl]")));
+  absl::StatusOr<Config> cfg = LoadConfigText("[rrl]\nrate = 20\nslip = 0\nipv6_prefix = 48\n", "t.toml");
+  ASSERT_TRUE(cfg.ok()) << cfg.status();
+  EXPECT_EQ(cfg->rrl.rate, 20);
+  EXPECT_EQ(cfg->rrl.slip, 0);
+  EXPECT_EQ(cfg->rrl.ipv4_prefix, 24);
+  EXPECT_EQ(cfg->rrl.ipv6_prefix, 48);
+}
+
 TEST(ConfigErrors, BadZoneNameAndLongSocketPath) {
   std::string long_path(120, 'x');
   EXPECT_THAT(
@@ -609,6 +633,11 @@ TEST(ConfigExamples, ReferenceMatchesTheDefaults) {
   EXPECT_EQ(cfg->server.tcp_max_connections, defaults.server.tcp_max_connections);
   EXPECT_EQ(cfg->server.log_level, defaults.server.log_level);
   EXPECT_EQ(cfg->dpdk.exception_iface, defaults.dpdk.exception_iface);
+  EXPECT_EQ(cfg->rrl.rate, defaults.rrl.rate);
+  EXPECT_EQ(cfg->rrl.slip, defaults.rrl.slip);
+  EXPECT_EQ(cfg->rrl.ipv4_prefix, defaults.rrl.ipv4_prefix);
+  EXPECT_EQ(cfg->rrl.ipv6_prefix, defaults.rrl.ipv6_prefix);
+  EXPECT_EQ(cfg->rrl.table_size, defaults.rrl.table_size);
   EXPECT_EQ(cfg->health.interval, defaults.health.interval);
   EXPECT_EQ(cfg->health.timeout, defaults.health.timeout);
   EXPECT_EQ(cfg->health.rise, defaults.health.rise);

@@ -11,6 +11,7 @@
 #include "control/zone_file.h"
 #include "dataplane/dns/wire.h"
 #include "dataplane/handler.h"
+#include "dataplane/rrl.h"
 #include "dataplane/zone/snapshot.h"
 #include "tests/testing/dns_message.h"
 
@@ -42,7 +43,7 @@ struct Frames : ::testing::Test {
 
   // An Ethernet frame carrying a DNS query over UDP from the peer to us.
   std::vector<uint8_t> Frame(bool v6, const std::vector<uint8_t>& dns, bool vlan = false,
-                             uint16_t dport = 53) {
+                             uint16_t dport = 53, const char* source = nullptr) {
     std::vector<uint8_t> f(kOurMac, kOurMac + 6);
     f.insert(f.end(), kPeerMac, kPeerMac + 6);
     if (vlan) f.insert(f.end(), {0x81, 0x00, 0x00, 0x07});
@@ -52,14 +53,14 @@ struct Frames : ::testing::Test {
     if (!v6) {
       uint8_t h[20] = {0x45, 0, 0, 0, 0, 1, 0, 0, 64, 17, 0, 0};
       dns::Put16(h + 2, static_cast<uint16_t>(20 + udp_len));
-      inet_pton(AF_INET, "198.18.0.2", h + 12);
+      inet_pton(AF_INET, source ? source : "198.18.0.2", h + 12);
       inet_pton(AF_INET, "198.18.0.1", h + 16);
       dns::Put16(h + 10, static_cast<uint16_t>(~Checksum(h, 20)));
       f.insert(f.end(), h, h + 20);
     } else {
       uint8_t h[40] = {0x60, 0, 0, 0, 0, 0, 17, 64};
       dns::Put16(h + 4, udp_len);
-      inet_pton(AF_INET6, "2001:db8::2", h + 8);
+      inet_pton(AF_INET6, source ? source : "2001:db8::2", h + 8);
       inet_pton(AF_INET6, "2001:db8::1", h + 24);
       f.insert(f.end(), h, h + 40);
     }
@@ -77,11 +78,11 @@ struct Frames : ::testing::Test {
     return v6 ? Checksum(&f[ip + 8], 32) + 17 + udp_len : Checksum(&f[ip + 12], 8) + 17 + udp_len;
   }
 
-  FrameResult Run(std::vector<uint8_t>& f, uint32_t flags = 0) {
+  FrameResult Run(std::vector<uint8_t>& f, uint32_t flags = 0, RateLimiter* rrl = nullptr) {
     size_t len = f.size();
     f.resize(2048);
     FrameResult r = ProcessFrame(f.data(), static_cast<uint32_t>(len), 2048, flags, ctx,
-                                 snapshot.get(), handler, counters);
+                                 snapshot.get(), handler, counters, rrl);
     if (r.verdict == FrameVerdict::kTransmit) f.resize(r.length);
     else f.resize(len);
     return r;
@@ -205,6 +206,42 @@ TEST_F(Frames, ResponsesFitTheMtu) {
   auto f = Frame(false, testing::MakeQuery("www.example.com", 1, o));
   ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit);
   EXPECT_LE(f.size() - 14, 576u);
+}
+
+// Rate limiting on the poll-mode path: by the client's (source) address; a slipped answer
+// is a valid frame with TC set and no records.
+TEST_F(Frames, RateLimitedBySourceAddressWithSlip) {
+  RateLimiter rrl(RrlOptions{.rate = 2, .slip = 2});
+  rrl.SetNow(1000);
+  auto query = testing::MakeQuery("www.example.com", 1);
+  std::vector<FrameVerdict> verdicts;
+  std::vector<bool> tc;
+  for (int i = 0; i < 6; ++i) {
+    auto f = Frame(false, query);
+    FrameResult r = Run(f, 0, &rrl);
+    verdicts.push_back(r.verdict);
+    if (r.verdict != FrameVerdict::kTransmit) continue;
+    uint16_t udp_len = dns::Get16(&f[38]);
+    EXPECT_EQ(Checksum(&f[14], 20), 0xffff);
+    EXPECT_EQ(Checksum(&f[34], udp_len, Pseudo(f, 14, false, udp_len)), 0xffff);
+    testing::Decoded d = testing::Decode(&f[42], f.size() - 42);
+    ASSERT_TRUE(d.ok);
+    tc.push_back(d.tc);
+    if (d.tc) EXPECT_TRUE(d.answer.empty());
+  }
+  using V = FrameVerdict;
+  EXPECT_EQ(verdicts, (std::vector<V>{V::kTransmit, V::kTransmit, V::kDrop, V::kTransmit, V::kDrop,
+                                      V::kTransmit}));
+  EXPECT_EQ(tc, (std::vector<bool>{false, false, true, true}));
+  EXPECT_EQ(counters.rrl_dropped, 2u);
+  EXPECT_EQ(counters.rrl_slipped, 2u);
+
+  // Another client prefix, to the same server address, has its own allowance.
+  auto other = Frame(false, query, false, 53, "198.18.9.2");
+  EXPECT_EQ(Run(other, 0, &rrl).verdict, FrameVerdict::kTransmit);
+  EXPECT_FALSE(testing::Decode(&other[42], other.size() - 42).tc);
+  auto v6 = Frame(true, query);
+  EXPECT_EQ(Run(v6, 0, &rrl).verdict, FrameVerdict::kTransmit);
 }
 
 }  // namespace
