@@ -1,0 +1,413 @@
+#!/usr/bin/python3
+"""tandem side by side with Knot DNS, NSD and BIND on this machine: same zone, same query
+mix, same load generator, the servers alternated over several rounds; prints medians and
+ratios to tandem as a Markdown report (and the raw numbers with --json). A benchmark, not
+a test. Run it through scripts/bench-compare; see docs/benchmarks.md.
+
+Sections (--only):
+  socket  one worker each (tandem socket mode, knotd udp-workers 1, nsd server-count 1,
+          named -n 1) on loopback, dnsperf for a fixed time: queries per second, the
+          server's CPU use, and queries per CPU-second of the server.
+  xdp     tandem in dpdk mode (net_af_xdp) and Knot DNS in XDP mode on the same veth,
+          kxdpgun from a client network namespace at the other end: replies per second
+          and the fraction of queries answered.
+  memory  the four servers loading the same zone of a million hosts: proportional set
+          size (Pss of the process tree) and the time from the process start until the
+          zone's SOA is answered over UDP.
+
+Every server is pinned to --server-cpu and every load generator to --loadgen-cpu, so on
+two cores each has a core of its own. Load goes only to 127.0.0.1 and to the namespaces
+this script creates; they are removed at the end, also on an error or a signal.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
+
+import loadgen  # noqa: E402
+import netns  # noqa: E402
+import peers  # noqa: E402
+import report  # noqa: E402
+import workload  # noqa: E402
+
+SECTIONS = ("socket", "xdp", "memory")
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def _sigterm(signum, frame):
+    raise SystemExit("bench-compare: stopped by signal %d" % signum)
+
+
+def check_pinning(srv, cpus, notes):
+    """Notes (once per server) threads allowed on other CPUs than `cpus`."""
+    other = {c: n for c, n in srv.affinities().items() if c != cpus}
+    if other and srv.label not in notes:
+        notes[srv.label] = ("%s has threads pinned elsewhere than CPU %s: %s"
+                            % (srv.label, cpus, ", ".join("%d on CPU %s" % (n, c)
+                                                          for c, n in sorted(other.items()))))
+        log("warning: " + notes[srv.label])
+
+
+def pct(v):
+    return "  -" if v is None else "%3.0f%%" % (100 * v)
+
+
+def busy_text(cpus):
+    return ", ".join("CPU %d busy %.0f%% (softirq %.0f%%)" % (c, 100 * u["busy"], 100 * u["softirq"])
+                     for c, u in sorted(cpus.items()))
+
+
+def first_cpu(spec):
+    """The first CPU of a taskset list such as "1-3" or "2,4"."""
+    return int(spec.replace("-", ",").split(",")[0])
+
+
+def rotated(items, n):
+    """The servers in a different order each round, so none always runs first or after
+    the same neighbour."""
+    n %= len(items)
+    return items[n:] + items[:n]
+
+
+def available(kinds):
+    binaries = {"knot": "knotd", "nsd": "nsd", "bind": "named"}
+    out, missing = [], []
+    for k in kinds:
+        if k in binaries and not shutil.which(binaries[k]):
+            missing.append(binaries[k])
+        else:
+            out.append(k)
+    return out, missing
+
+
+def measured(srv, load, gen_procs=1):
+    """Runs load() (a load generator's run, returning its figures) and adds the server's
+    CPU and waiting shares, the machine's per-CPU use and `others`: how many cores'
+    worth of time went to processes other than the server and the generator (the
+    machine's busy time less softirq, the server's and the generator's; kernel work
+    charged to neither, such as some of the veth's, counts too)."""
+    load0 = os.getloadavg()[0]
+    (run0, wait0), cpus0, t0 = srv.sched(), peers.cpu_times(), time.monotonic()
+    r = load()
+    (run1, wait1), cpus1 = srv.sched(), peers.cpu_times()
+    wall = time.monotonic() - t0
+    cpus = peers.cpu_usage(cpus0, cpus1)
+    own = (run1 - run0) / wall + (r["gen_cpu_share"] or 0) * gen_procs
+    r.update(loadavg=load0, wall_seconds=wall, cpu_seconds=run1 - run0,
+             cpu_share=(run1 - run0) / wall, wait_share=(wait1 - wait0) / wall, cpus=cpus,
+             others=max(0.0, sum(u["busy"] - u["softirq"] for u in cpus.values()) - own))
+    return r
+
+
+def undisturbed(args, what, run_once):
+    """run_once() again, up to --retries times, while other processes took more than
+    --max-others cores' worth of time during it; the last result, with "attempts"."""
+    for attempt in range(args.retries + 1):
+        r = run_once()
+        r["attempts"] = attempt + 1
+        if r["others"] <= args.max_others:
+            break
+        log("%s: other processes took %.0f%% of a core meanwhile%s"
+            % (what, 100 * r["others"], ", again" if attempt < args.retries else ", kept"))
+    return r
+
+
+def socket_section(args, tmp, zone_file, query_file):
+    kinds, missing = available(list(args.servers))
+    gen = loadgen.Dnsperf(query_file, args.duration, clients=args.dnsperf_clients,
+                          threads=args.dnsperf_threads, outstanding=args.dnsperf_outstanding,
+                          procs=args.dnsperf_procs, cpus=args.loadgen_cpu, nice=args.nice)
+    runs = {k: [] for k in kinds}
+    notes = {}
+
+    def run_once(kind, rnd):
+        srv = peers.socket_server(kind, tmp, zone_file, args.tandemd, cpus=args.server_cpu,
+                                  nice=args.nice)
+        try:
+            srv.start()
+            srv.ready(args.start_timeout)
+            check_pinning(srv, args.server_cpu, notes)
+            if args.warmup > 0:
+                loadgen.Dnsperf(query_file, args.warmup, clients=args.dnsperf_clients,
+                                cpus=args.loadgen_cpu, nice=args.nice).run(
+                                    srv.addr, os.path.join(tmp, "warmup"))
+            out = os.path.join(tmp, "dnsperf-%s-%d" % (kind, rnd))
+            r = measured(srv, lambda: gen.run(srv.addr, out), gen_procs=args.dnsperf_procs)
+        finally:
+            srv.stop()
+        r["per_cpu_second"] = (r["completed"] / r["cpu_seconds"]) if r["cpu_seconds"] > 0 else None
+        return r
+
+    for rnd in range(args.rounds):
+        for kind in rotated(kinds, rnd):
+            what = "socket round %d %-6s" % (rnd + 1, kind)
+            r = undisturbed(args, what, lambda: run_once(kind, rnd))
+            r["round"] = rnd
+            runs[kind].append(r)
+            log("%s %8.0f qps; server CPU %s, waiting %s; %6.0f queries per CPU-second; "
+                "dnsperf CPU %s, waiting %s; lost %d; %s; others %.0f%%; load %.1f"
+                % (what, r["qps"], pct(r["cpu_share"]), pct(r["wait_share"]),
+                   r["per_cpu_second"] or 0, pct(r["gen_cpu_share"]), pct(r["gen_wait_share"]),
+                   r["lost"], busy_text(r["cpus"]), 100 * r["others"], r["loadavg"]))
+    return {"runs": runs, "missing": missing, "dnsperf": " ".join(gen.argv(("127.0.0.1", "PORT"))),
+            "procs": args.dnsperf_procs, "notes": list(notes.values())}
+
+
+def xdp_section(args, tmp, zone_file, query_file):
+    if os.geteuid() != 0:
+        return {"skipped": "needs root (network namespaces, XDP)"}
+    if not shutil.which("kxdpgun"):
+        return {"skipped": "kxdpgun not installed (Debian package knot-dnsutils)"}
+    subprocess.run("mountpoint -q /sys/fs/bpf || mount -t bpf bpf /sys/fs/bpf", shell=True,
+                   check=False)
+    kinds = ["tandem-xdp", "knot-xdp"]
+    runs = {k: [] for k in kinds}
+    notes = {}
+    with netns.Testbed(tag="bc%d" % os.getpid()) as bed:
+        mac = bed.server_mac()
+        # Knot in XDP mode answers no ARP: the client knows the server's MAC beforehand.
+        netns.sh("ip", "neigh", "replace", netns.SERVER_V4, "lladdr", mac, "dev", bed.client_if,
+                 "nud", "permanent", ns=bed.client_ns)
+        gen = loadgen.Kxdpgun(query_file, args.xdp_duration, args.xdp_qps, bed.client_ns,
+                              bed.client_if, netns.CLIENT_V4, mac, first_cpu(args.loadgen_cpu),
+                              nice=args.nice)
+
+        def probe(addr):
+            with netns.Inside(bed.client_ns):
+                return peers.soa_answered(addr)
+
+        def run_once(kind, rnd):
+            # The previous server's XDP program may still be attached.
+            netns.sh("ip", "link", "set", "dev", bed.server_if, "xdp", "off", ns=bed.server_ns,
+                     check=False)
+            if kind == "tandem-xdp":
+                srv = peers.tandem_xdp(tmp, zone_file, args.tandemd, bed, netns.SERVER_V4,
+                                       worker_cpu=first_cpu(args.server_cpu),
+                                       main_cpu=first_cpu(args.loadgen_cpu), nice=args.nice)
+            else:
+                srv = peers.knot_xdp(tmp, zone_file, bed, netns.SERVER_V4, args.server_cpu,
+                                     nice=args.nice)
+            try:
+                srv.start()
+                srv.ready(args.start_timeout, probe=probe)
+                if kind == "knot-xdp":     # tandem's main lcore is on the other CPU by design
+                    check_pinning(srv, args.server_cpu, notes)
+                out = os.path.join(tmp, "kxdpgun-%s-%d.out" % (kind, rnd))
+                return measured(srv, lambda: gen.run(netns.SERVER_V4, out))
+            finally:
+                srv.stop()
+
+        for rnd in range(args.rounds):
+            for kind in rotated(kinds, rnd):
+                what = "xdp round %d %-10s" % (rnd + 1, kind)
+                r = undisturbed(args, what, lambda: run_once(kind, rnd))
+                r["round"] = rnd
+                runs[kind].append(r)
+                log("%s sent %8d/s, %8d replies/s, %5.1f%% answered; server CPU %s, waiting %s; "
+                    "kxdpgun CPU %s, waiting %s; %s; others %.0f%%; load %.1f"
+                    % (what, r["sent_pps"], r["replies_pps"], 100 * r["answered"],
+                       pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
+                       pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
+                       r["loadavg"]))
+    return {"runs": runs, "kxdpgun": " ".join(gen.argv(netns.SERVER_V4)),
+            "notes": list(notes.values())}
+
+
+def memory_section(args, tmp, zone_file):
+    kinds, missing = available(list(args.servers))
+    runs = {k: [] for k in kinds}
+    for rnd in range(args.rounds):
+        for kind in rotated(kinds, rnd):
+            srv = peers.socket_server(kind, tmp, zone_file, args.tandemd, cpus=args.server_cpu,
+                                      nice=args.nice)
+            try:
+                srv.start()
+                load_s = srv.ready(args.load_timeout)
+                time.sleep(args.settle)       # NSD forks its server process after loading
+                pss = srv.pss_kib()
+                nproc = len(srv.pids())
+            finally:
+                srv.stop()
+            runs[kind].append({"round": rnd, "load_seconds": load_s, "pss_kib": pss, "processes": nproc})
+            log("memory round %d %-6s load %6.2f s, Pss %7.1f MiB (%d processes)"
+                % (rnd + 1, kind, load_s, pss / 1024.0, nproc))
+    return {"runs": runs, "missing": missing}
+
+
+def machine():
+    cpu = "unknown CPU"
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / float(1 << 30)
+    return {"nproc": os.cpu_count(), "cpu": cpu, "kernel": platform.release(),
+            "memory_gib": round(mem_gib, 1), "loadavg_start": os.getloadavg()}
+
+
+def versions(tandemd):
+    def first_line(argv):
+        try:
+            r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+            return ((r.stdout or r.stderr).strip().splitlines() or ["?"])[0]
+        except (OSError, subprocess.TimeoutExpired):
+            return "not installed"
+
+    repo = os.path.join(HERE, "..")
+    rev = first_line(["git", "-C", repo, "describe", "--always", "--dirty"])
+    return {"tandem": "%s (git %s)" % (tandemd, rev), "knotd": first_line(["knotd", "-V"]),
+            "nsd": first_line(["nsd", "-v"]), "named": first_line(["named", "-v"]),
+            "dnsperf": _dnsperf_version(),
+            "kxdpgun": first_line(["kxdpgun", "-V"])}
+
+
+def _dnsperf_version():
+    try:
+        r = subprocess.run(["dnsperf", "-h"], capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "not installed"
+    for line in (r.stdout + r.stderr).splitlines():
+        if line.startswith("Version"):
+            return "dnsperf " + line.split()[-1]
+    return "dnsperf"
+
+
+def parse_args(argv):
+    ap = argparse.ArgumentParser(description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--tandemd", help="the tandemd binary (a release build)")
+    ap.add_argument("--from-json", metavar="FILE",
+                    help="print the report of an earlier run's --json FILE, run nothing")
+    ap.add_argument("--only", default=",".join(SECTIONS), help="sections: socket,xdp,memory")
+    ap.add_argument("--rounds", type=int, default=3, help="rounds over the servers (median)")
+    ap.add_argument("--quick", action="store_true",
+                    help="1 round, 3 s runs, small zones: a check that everything runs (< 2 min)")
+    ap.add_argument("--servers", default=",".join(peers.KINDS),
+                    help="socket and memory sections: which of tandem,knot,nsd,bind")
+    ap.add_argument("--zone-names", type=int, default=100000, help="hosts in the socket and xdp zone")
+    ap.add_argument("--memory-names", type=int, default=1000000, help="hosts in the memory zone")
+    ap.add_argument("--queries", type=int, default=200000, help="lines of the query file")
+    ap.add_argument("--duration", type=int, default=10, help="seconds of dnsperf per run")
+    ap.add_argument("--warmup", type=float, default=1, help="seconds of dnsperf before each run")
+    ap.add_argument("--dnsperf-clients", type=int, default=4, help="dnsperf -c")
+    ap.add_argument("--dnsperf-threads", type=int, default=1, help="dnsperf -T")
+    ap.add_argument("--dnsperf-outstanding", type=int, default=100, help="dnsperf -q")
+    ap.add_argument("--dnsperf-procs", type=int, default=1, help="dnsperf processes side by side")
+    ap.add_argument("--xdp-duration", type=int, default=10, help="seconds of kxdpgun per run")
+    ap.add_argument("--xdp-qps", type=int, default=1000000, help="kxdpgun -Q (offered rate)")
+    ap.add_argument("--server-cpu", default="0",
+                    help="the CPU every server is pinned to (0: Knot DNS binds its UDP worker to "
+                         "CPU 0 whatever it was started on)")
+    ap.add_argument("--loadgen-cpu", default="1", help="the CPU the load generators are pinned to")
+    ap.add_argument("--nice", type=int, default=-10 if os.geteuid() == 0 else 0,
+                    help="niceness of servers and load generators (default -10 as root: other "
+                         "work on the machine then takes little of their cores; 0 to turn off)")
+    ap.add_argument("--start-timeout", type=float, default=60, help="seconds for a server to answer")
+    ap.add_argument("--load-timeout", type=float, default=600, help="memory section: seconds to load")
+    ap.add_argument("--settle", type=float, default=1.0, help="memory section: seconds before Pss")
+    ap.add_argument("--max-others", type=float, default=0.75,
+                    help="a run during which other processes took more than this many cores' "
+                         "worth of time is run again (approximate: kernel work not charged to "
+                         "the server or the generator, e.g. the veth's, counts as others)")
+    ap.add_argument("--retries", type=int, default=2,
+                    help="a disturbed run is done again at most this many times")
+    ap.add_argument("--json", help="write the raw numbers to this file")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    args = ap.parse_args(argv)
+    args.only = [s.strip() for s in args.only.split(",") if s.strip()]
+    args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
+    for s in args.only:
+        if s not in SECTIONS:
+            ap.error("--only: unknown section %r (socket, xdp, memory)" % s)
+    for s in args.servers:
+        if s not in peers.KINDS:
+            ap.error("--servers: unknown server %r (tandem, knot, nsd, bind)" % s)
+    if "tandem" not in args.servers:
+        args.servers.insert(0, "tandem")
+    if args.quick:
+        args.rounds = 1
+        args.duration = min(args.duration, 3)
+        args.xdp_duration = min(args.xdp_duration, 3)
+        args.warmup = 0
+        args.zone_names = min(args.zone_names, 10000)
+        args.memory_names = min(args.memory_names, 100000)
+        args.queries = min(args.queries, 20000)
+        args.settle = min(args.settle, 0.5)
+        args.retries = min(args.retries, 1)
+    if args.from_json:
+        return args
+    if not args.tandemd:
+        ap.error("--tandemd is required")
+    args.tandemd = os.path.abspath(args.tandemd)
+    if not os.access(args.tandemd, os.X_OK):
+        ap.error("--tandemd %s: not an executable" % args.tandemd)
+    return args
+
+
+def main(argv):
+    args = parse_args(argv)
+    if args.from_json:
+        with open(args.from_json) as f:
+            print(report.markdown(json.load(f)))
+        return 0
+    # Also SIGINT: started in the background by a script, we would inherit it ignored.
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _sigterm)
+    started = time.monotonic()
+    doc = {"command": os.environ.get("BENCH_COMPARE_COMMAND") or " ".join(sys.argv),
+           "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+           "machine": machine(), "versions": versions(args.tandemd),
+           "settings": {k: v for k, v in vars(args).items() if k != "json"}, "sections": {}}
+    tmp = tempfile.mkdtemp(prefix="tandem-bench-compare-")
+    try:
+        zone_file = os.path.join(tmp, "bench.zone")
+        query_file = os.path.join(tmp, "queries.txt")
+        if "socket" in args.only or "xdp" in args.only:
+            doc["zone_records"] = workload.write_zone(zone_file, args.zone_names)
+            workload.write_queries(query_file, args.zone_names, args.queries)
+        for section in SECTIONS:
+            if section not in args.only:
+                continue
+            t0 = time.monotonic()
+            if section == "socket":
+                res = socket_section(args, tmp, zone_file, query_file)
+            elif section == "xdp":
+                res = xdp_section(args, tmp, zone_file, query_file)
+            else:
+                mem_zone = os.path.join(tmp, "memory.zone")
+                log("memory: writing a zone of %d hosts" % args.memory_names)
+                doc["memory_records"] = workload.write_zone(mem_zone, args.memory_names)
+                res = memory_section(args, tmp, mem_zone)
+            res["seconds"] = time.monotonic() - t0
+            doc["sections"][section] = res
+    finally:
+        if args.keep:
+            log("kept %s" % tmp)
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+    doc["seconds"] = time.monotonic() - started
+    doc["machine"]["loadavg_end"] = os.getloadavg()
+    print(report.markdown(doc))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=2)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,228 @@
+"""The Markdown report of bench/compare.py: the machine and the command, one table per
+section (medians over the rounds, ratios to tandem, the spread), and what limited each
+figure, worked out from the measurements themselves.
+"""
+
+import statistics
+
+import peers
+import workload
+
+SATURATED = 0.90      # a server using less of its core than this was not the bottleneck
+
+
+def _median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def _n(v, digits=0):
+    if v is None:
+        return "-"
+    return "{:,.{d}f}".format(v, d=digits)
+
+
+def _pct(v):
+    return "-" if v is None else _n(100 * v) + "%"
+
+
+def _ratio(runs, ref_runs, field):
+    """The median over rounds of runs[i][field] / ref_runs[i][field]: each server is
+    compared with tandem's run of the same round, so a drift of the machine's load
+    across rounds cancels out."""
+    pairs = [(r[field], t[field]) for r, t in zip(runs, ref_runs)
+             if r.get(field) is not None and t.get(field)]
+    if not pairs:
+        return "-"
+    return "%.2f" % statistics.median([a / b for a, b in pairs])
+
+
+def _spread(values, digits=0):
+    values = [v for v in values if v is not None]
+    if len(values) < 2:
+        return "-"
+    return "%s - %s" % (_n(min(values), digits), _n(max(values), digits))
+
+
+def _cores(runs):
+    """One sentence: how busy each CPU was during the runs (median over every run)."""
+    per = {}
+    for rs in runs.values():
+        for r in rs:
+            for cpu, u in (r.get("cpus") or {}).items():
+                per.setdefault(int(cpu), []).append(u)
+    if not per:
+        return []
+    parts = ["CPU %d %s%% busy (softirq %s%%)" % (cpu, _n(100 * _median([u["busy"] for u in us])),
+                                                _n(100 * _median([u["softirq"] for u in us])))
+             for cpu, us in sorted(per.items())]
+    return ["Whole machine during the runs (median; every process, not only these): %s."
+            % ", ".join(parts)]
+
+
+def _disturbed(doc, runs):
+    """How much other processes took during the runs, and the runs done again for it."""
+    limit = doc["settings"]["max_others"]
+    others = [r.get("others", 0) for rs in runs.values() for r in rs]
+    again = sum(r.get("attempts", 1) - 1 for rs in runs.values() for r in rs)
+    kept = [o for o in others if o > limit]
+    text = ("Other processes (and kernel work charged to neither the server nor the generator) "
+            "took %s%% of a core's time during a run, median (at most %s%%)"
+            % (_n(100 * _median(others)), _n(100 * max(others))))
+    if again:
+        text += "; %d run(s) above %s%% were done again" % (again, _n(100 * limit))
+    if kept:
+        text += ", %d still above after %d tries and kept" % (len(kept), doc["settings"]["retries"] + 1)
+    return [text + "."]
+
+
+def _header(doc):
+    m, v, s = doc["machine"], doc["versions"], doc["settings"]
+    lines = ["# bench-compare: tandem, Knot DNS, NSD and BIND", "",
+             "- Date: %s; run time %.0f s" % (doc["date"], doc["seconds"]),
+             "- Command: `%s`" % doc["command"],
+             "- Machine: nproc %d, %s, Linux %s, %.1f GiB; load average %.2f at the start, "
+             "%.2f at the end" % (m["nproc"], m["cpu"], m["kernel"], m["memory_gib"],
+                                  m["loadavg_start"][0], m["loadavg_end"][0]),
+             "- Versions: %s; %s; NSD %s; %s; %s; %s"
+             % (v["tandem"], v["knotd"], v["nsd"].replace("NSD version ", ""), v["named"],
+                v["dnsperf"], v["kxdpgun"]),
+             "- Every server pinned to CPU %s, every load generator to CPU %s%s; %d round(s), the "
+             "servers alternated, medians (spread: lowest - highest round)"
+             % (s["server_cpu"], s["loadgen_cpu"], (", all at nice %d" % s["nice"]) if s["nice"] else "",
+                s["rounds"]), ""]
+    return lines
+
+
+def _socket_limit(m):
+    """What held a socket-mode run back: the server's core or dnsperf's (it ran, or was
+    ready to run and waited for the core, 90% of the time or more), or neither."""
+    for who, cpu, wait in (("server", m["cpu_share"], m["wait_share"]),
+                           ("dnsperf", m["gen_cpu_share"], m["gen_wait_share"])):
+        if cpu is not None and wait is not None and cpu + wait >= SATURATED:
+            return who
+    return "neither: round trips"
+
+
+def _socket(doc, sec):
+    s = doc["settings"]
+    runs = sec["runs"]
+    fields = ("qps", "cpu_share", "wait_share", "per_cpu_second", "gen_cpu_share", "gen_wait_share")
+    med = {k: {f: _median([r[f] for r in rs]) for f in fields} for k, rs in runs.items()}
+    ref = runs.get("tandem", [])
+    lines = ["## Socket mode: UDP on loopback, one worker each", "",
+             "Zone: %s hosts (%s records). Queries: %s. Load: `%s`%s, %d s per run."
+             % (_n(s["zone_names"]), _n(doc.get("zone_records")), workload.MIX_TEXT, sec["dnsperf"],
+                (" (%d processes at once)" % sec["procs"]) if sec["procs"] > 1 else "",
+                s["duration"]), "",
+             "| server | queries/s | x tandem | queries per server CPU-second | x tandem "
+             "| server CPU / waiting | dnsperf CPU / waiting | limited by | lost | reply bytes "
+             "| queries/s, spread |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+    limits = {}
+    for kind, rs in runs.items():
+        m = med[kind]
+        limits[kind] = _socket_limit(m)
+        lines.append("| %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |"
+                     % (peers.LABELS[kind], _n(m["qps"]), _ratio(rs, ref, "qps"),
+                        _n(m["per_cpu_second"]), _ratio(rs, ref, "per_cpu_second"),
+                        _pct(m["cpu_share"]), _pct(m["wait_share"]),
+                        _pct(m["gen_cpu_share"]), _pct(m["gen_wait_share"]), limits[kind],
+                        _n(sum(r["lost"] for r in rs)),
+                        _n(_median([r.get("response_bytes") for r in rs])),
+                        _spread([r["qps"] for r in rs])))
+    lines += ["", "CPU and waiting: the share of the run's wall time the process tree ran on a CPU, "
+              "and was runnable but waited for one (from /proc/PID/task/*/schedstat; one core = 100%)."]
+    lines += _cores(runs) + _disturbed(doc, runs)
+    if not all(v == "server" for v in limits.values()):
+        lines.append("Where the server is not the limit, queries/s measures the load generator or "
+                     "the round trips, and its ratio does not compare the servers; queries per "
+                     "server CPU-second (user and system time of every thread and child process) "
+                     "still does.")
+    else:
+        lines.append("Every server kept its core busy: queries/s is what one core of each answered.")
+    lines += sec.get("notes", [])
+    seen = {c for rs in runs.values() for r in rs for c in r.get("rcodes", {})}
+    odd = sorted(seen - {"NOERROR", "NXDOMAIN"})
+    if odd:
+        lines.append("Unexpected response codes were counted (%s): see the JSON." % ", ".join(odd))
+    if sec.get("missing"):
+        lines.append("Not installed, left out: %s." % ", ".join(sec["missing"]))
+    return lines + [""]
+
+
+def _xdp(doc, sec):
+    lines = ["## Kernel bypass: XDP on a veth, one worker each", ""]
+    if sec.get("skipped"):
+        return lines + ["Skipped: %s." % sec["skipped"], ""]
+    s = doc["settings"]
+    runs = sec["runs"]
+    fields = ("sent_pps", "replies_pps", "answered", "cpu_share", "wait_share", "gen_cpu_share",
+              "gen_wait_share")
+    med = {k: {f: _median([r[f] for r in rs]) for f in fields} for k, rs in runs.items()}
+    ref = runs.get("tandem-xdp", [])
+    lines += ["Zone: %s hosts (%s records), the same queries. Load: `%s` from the client "
+              "namespace, %d s per run, offered %s queries/s."
+              % (_n(s["zone_names"]), _n(doc.get("zone_records")), sec["kxdpgun"], s["xdp_duration"],
+                 _n(s["xdp_qps"])), "",
+              "| server | queries sent/s | replies/s | x tandem | answered | server CPU / waiting "
+              "| kxdpgun CPU / waiting | replies/s, spread |",
+              "|---|---:|---:|---:|---:|---:|---:|---|"]
+    for kind, rs in runs.items():
+        m = med[kind]
+        lines.append("| %s | %s | %s | %s | %s%% | %s / %s | %s / %s | %s |"
+                     % (peers.LABELS[kind], _n(m["sent_pps"]), _n(m["replies_pps"]),
+                        _ratio(rs, ref, "replies_pps"), _n(100 * m["answered"], 1),
+                        _pct(m["cpu_share"]), _pct(m["wait_share"]),
+                        _pct(m["gen_cpu_share"]), _pct(m["gen_wait_share"]),
+                        _spread([r["replies_pps"] for r in rs])))
+    lines += [""] + _cores(runs) + _disturbed(doc, runs) + sec.get("notes", [])
+    full = [peers.LABELS[k] for k, m in med.items() if m["answered"] >= 0.99]
+    if full:
+        lines.append("%s answered (nearly) everything kxdpgun sent: the load generator was the "
+                     "limit there, and replies/s is a lower bound of what the server can do."
+                     % ", ".join(full))
+    if len(full) < len(med):
+        lines.append("A server answering less than it was sent was saturated: its replies/s is "
+                     "what its core answered while kxdpgun, on the other core, offered the sent "
+                     "rate. tandem's worker polls, so its CPU is near 100% whatever the load.")
+    return lines + [""]
+
+
+def _memory(doc, sec):
+    runs = sec["runs"]
+    med = {k: {f: _median([r[f] for r in rs]) for f in ("pss_kib", "load_seconds")}
+           for k, rs in runs.items()}
+    ref = runs.get("tandem", [])
+    lines = ["## Memory and load time", "",
+             "Zone: %s hosts (%s records) from one zone file. Pss: proportional set size of the "
+             "server's processes (the sum of Pss in /proc/PID/smaps_rollup) %.1f s after it first "
+             "answered. Load time: from the process start until it answers the zone's SOA over UDP."
+             % (_n(doc["settings"]["memory_names"]), _n(doc.get("memory_records")),
+                doc["settings"]["settle"]), "",
+             "| server | Pss (MiB) | x tandem | load time (s) | x tandem | processes "
+             "| load time, spread |",
+             "|---|---:|---:|---:|---:|---:|---|"]
+    for kind, rs in runs.items():
+        m = med[kind]
+        lines.append("| %s | %s | %s | %s | %s | %d | %s |"
+                     % (peers.LABELS[kind], _n(m["pss_kib"] / 1024.0, 1), _ratio(rs, ref, "pss_kib"),
+                        _n(m["load_seconds"], 2), _ratio(rs, ref, "load_seconds"),
+                        rs[-1]["processes"], _spread([r["load_seconds"] for r in rs], 2)))
+    if sec.get("missing"):
+        lines += ["", "Not installed, left out: %s." % ", ".join(sec["missing"])]
+    return lines + [""]
+
+
+def markdown(doc):
+    lines = _header(doc)
+    secs = doc["sections"]
+    if "socket" in secs:
+        lines += _socket(doc, secs["socket"])
+    if "xdp" in secs:
+        lines += _xdp(doc, secs["xdp"])
+    if "memory" in secs:
+        lines += _memory(doc, secs["memory"])
+    lines.append("x tandem: the server's figure divided by tandem's in the same round, median "
+                 "over the rounds (above 1: more queries, more memory or a longer load than tandem).")
+    return "\n".join(lines)
