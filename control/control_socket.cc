@@ -30,6 +30,13 @@ namespace tandem::control {
 
 namespace json {
 
+Value::Value() = default;
+Value::Value(const Value&) = default;
+Value::Value(Value&&) noexcept = default;
+Value& Value::operator=(const Value&) = default;
+Value& Value::operator=(Value&&) noexcept = default;
+Value::~Value() = default;
+
 Value Value::Bool(bool b) {
   Value v;
   v.type = Type::kBool;
@@ -600,6 +607,8 @@ json::Value Counters(const dataplane::WorkerCounters& c) {
       .Set("responses", std::move(responses))
       .Set("dropped", Value::Number(c.dropped))
       .Set("truncated", Value::Number(c.truncated))
+      .Set("rrl_dropped", Value::Number(c.rrl_dropped))
+      .Set("rrl_slipped", Value::Number(c.rrl_slipped))
       .Set("rx_packets", Value::Number(c.rx_packets))
       .Set("tx_packets", Value::Number(c.tx_packets))
       .Set("rx_errors", Value::Number(c.rx_errors))

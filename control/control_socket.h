@@ -38,6 +38,16 @@ struct Value {
   std::vector<Value> items;                            // kArray
   std::vector<std::pair<std::string, Value>> members;  // kObject, in insertion order
 
+  // Declared here and defaulted in the .cc, where Value is complete: a pair holding the
+  // still-incomplete Value cannot be instantiated, which an inline implicit constructor
+  // or destructor would make clang (with libstdc++) do.
+  Value();
+  Value(const Value&);
+  Value(Value&&) noexcept;
+  Value& operator=(const Value&);
+  Value& operator=(Value&&) noexcept;
+  ~Value();
+
   static Value Null() { return Value(); }
   static Value Bool(bool b);
   static Value Number(uint64_t n);

@@ -116,6 +116,12 @@ void AddTraffic(const dataplane::WorkerCounters& c, Families& out) {
       c.dropped));
   out.push_back(
       Single(Counter("tandem_truncated_total", "UDP responses sent with TC set."), c.truncated));
+  MetricFamily rrl = Counter("tandem_rrl_responses_total",
+                             "UDP answers over the [rrl] rate: dropped, or slipped (sent "
+                             "truncated). They are also counted in tandem_responses_total.");
+  AddSample(rrl, c.rrl_dropped, {{"action", "dropped"}});
+  AddSample(rrl, c.rrl_slipped, {{"action", "slipped"}});
+  out.push_back(std::move(rrl));
 }
 
 // ---- per worker ----
@@ -338,6 +344,10 @@ absl::StatusOr<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::s
 std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
                           const std::vector<PulledZoneStatus>& pulled) {
   return prometheus::TextSerializer().Serialize(CollectFamilies(status, zones, pulled, {}));
+}
+
+std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones) {
+  return RenderMetrics(status, zones, {});
 }
 
 }  // namespace tandem::control

@@ -27,8 +27,11 @@ class MetricsServer {
 };
 
 // The tandem_* metrics of one status and zone list in the Prometheus text format: what a
-// scrape of /metrics returns, less the exposer's own exposer_* metrics.
+// scrape of /metrics returns, less the exposer's own exposer_* metrics. (An overload rather
+// than a `pulled = {}` default: clang cannot build that default from the incomplete type.)
 std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones,
-                          const std::vector<PulledZoneStatus>& pulled = {});
+                          const std::vector<PulledZoneStatus>& pulled);
+// The same with no pulled (secondary) zones.
+std::string RenderMetrics(const DaemonStatus& status, const std::vector<ZoneStatus>& zones);
 
 }  // namespace tandem::control
