@@ -102,7 +102,8 @@ inline void CheckResponse(const uint8_t* m, size_t n, size_t cap) {
     pos += 4;
   }
   int budget = 4096;
-  uint32_t records = uint32_t{dns::header::Ancount(m)} + dns::header::Nscount(m) + dns::header::Arcount(m);
+  uint32_t records =
+      uint32_t{dns::header::Ancount(m)} + dns::header::Nscount(m) + dns::header::Arcount(m);
   for (uint32_t i = 0; i < records; ++i) {
     dns::Record r;
     std::string error;

@@ -59,17 +59,20 @@ void AnswerBothWays(const QueryHandler& h, const uint8_t* data, size_t size, Tra
   std::memcpy(query.get(), data, size);
   std::unique_ptr<uint8_t[]> out(new uint8_t[cap]);
   size_t n = h.Answer(f.snapshot.get(), query.get(), size, out.get(), cap, t, f.counters, client);
-  if (std::memcmp(query.get(), data, size) != 0) tandem::fuzz::Fail("Answer changed a separate request buffer");
+  if (std::memcmp(query.get(), data, size) != 0)
+    tandem::fuzz::Fail("Answer changed a separate request buffer");
   if (n > 0) tandem::fuzz::CheckResponse(out.get(), n, cap);
 
   size_t room = std::max(size, cap);
   std::unique_ptr<uint8_t[]> inplace(new uint8_t[room]);
   std::memcpy(inplace.get(), data, size);
-  size_t m = h.Answer(f.snapshot.get(), inplace.get(), size, inplace.get(), cap, t, f.counters, client);
+  size_t m =
+      h.Answer(f.snapshot.get(), inplace.get(), size, inplace.get(), cap, t, f.counters, client);
   if (m != n) tandem::fuzz::Fail("in-place answer length differs from the separate one");
   if (m > 0) {
     tandem::fuzz::CheckResponse(inplace.get(), m, room);
-    if (std::memcmp(inplace.get(), out.get(), m) != 0) tandem::fuzz::Fail("in-place answer differs from the separate one");
+    if (std::memcmp(inplace.get(), out.get(), m) != 0)
+      tandem::fuzz::Fail("in-place answer differs from the separate one");
   }
 }
 

@@ -24,9 +24,12 @@ void CheckName(const uint8_t* msg, size_t len, size_t offset, int budget) {
     return;
   }
   if (next <= offset || next > len) Fail("ParseName end outside the message");
-  if (se != dns::NameError::kOk || skipped != next) Fail("SkipName and ParseName disagree on the name's end");
-  if (name.length == 0 || name.length > dns::kMaxNameLength) Fail("parsed name length out of range");
-  if (dns::WireNameLength(name.data, name.length) != name.length) Fail("parsed name is not valid wire form");
+  if (se != dns::NameError::kOk || skipped != next)
+    Fail("SkipName and ParseName disagree on the name's end");
+  if (name.length == 0 || name.length > dns::kMaxNameLength)
+    Fail("parsed name length out of range");
+  if (dns::WireNameLength(name.data, name.length) != name.length)
+    Fail("parsed name is not valid wire form");
   if (dns::CountLabels(name.data) != name.labels) Fail("parsed name label count wrong");
 
   std::string text = dns::NameToText(name.data);
@@ -60,7 +63,8 @@ void CheckRecords(const uint8_t* msg, size_t len) {
       return;
     }
     if (pos <= start || pos > len) Fail("ReadRecord moved outside the message");
-    if (dns::WireNameLength(reinterpret_cast<const uint8_t*>(r.owner.data()), r.owner.size()) != r.owner.size())
+    if (dns::WireNameLength(reinterpret_cast<const uint8_t*>(r.owner.data()), r.owner.size()) !=
+        r.owner.size())
       Fail("record owner is not valid wire form");
     // Written back uncompressed, the record must read back the same.
     std::string again(dns::kHeaderSize, '\0');
@@ -70,7 +74,8 @@ void CheckRecords(const uint8_t* msg, size_t len) {
     int b2 = 0;
     dns::Record r2;
     std::string e2;
-    if (!dns::ReadRecord(reinterpret_cast<const uint8_t*>(again.data()), again.size(), &p2, &b2, &r2, &e2))
+    if (!dns::ReadRecord(reinterpret_cast<const uint8_t*>(again.data()), again.size(), &p2, &b2,
+                         &r2, &e2))
       Fail("a record written by AppendRecord does not read back");
     if (p2 != again.size() || r2.owner != r.owner || r2.type != r.type || r2.rclass != r.rclass ||
         r2.ttl != r.ttl || r2.rdata != r.rdata)
@@ -83,9 +88,12 @@ void CheckRecords(const uint8_t* msg, size_t len) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   dns::Query q;
   dns::QueryVerdict v = dns::ParseQuery(data, size, &q);
-  if (v == dns::QueryVerdict::kOk || v == dns::QueryVerdict::kFormErr || v == dns::QueryVerdict::kBadVersion) {
-    if (q.question_end > size || q.question_end < dns::kHeaderSize + 5) Fail("question end outside the message");
-    if (dns::WireNameLength(q.qname.data, q.qname.length) != q.qname.length) Fail("query name is not valid wire form");
+  if (v == dns::QueryVerdict::kOk || v == dns::QueryVerdict::kFormErr ||
+      v == dns::QueryVerdict::kBadVersion) {
+    if (q.question_end > size || q.question_end < dns::kHeaderSize + 5)
+      Fail("question end outside the message");
+    if (dns::WireNameLength(q.qname.data, q.qname.length) != q.qname.length)
+      Fail("query name is not valid wire form");
   }
   CheckName(data, size, dns::kHeaderSize, 0);
   if (size >= 2) CheckName(data, size, (size_t{data[0]} << 8 | data[1]) % size, 16);

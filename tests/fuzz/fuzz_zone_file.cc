@@ -46,7 +46,8 @@ std::vector<std::string> OwnerNames(const std::string& text) {
 }
 
 std::vector<uint8_t> Query(const std::string& wire_name, uint16_t qtype, bool edns) {
-  std::vector<uint8_t> q = {0x12, 0x34, 0x00, 0x00, 0, 1, 0, 0, 0, 0, 0, edns ? uint8_t{1} : uint8_t{0}};
+  std::vector<uint8_t> q = {0x12, 0x34, 0x00, 0x00, 0, 1,
+                            0,    0,    0,    0,    0, edns ? uint8_t{1} : uint8_t{0}};
   q.insert(q.end(), wire_name.begin(), wire_name.end());
   q.insert(q.end(), {static_cast<uint8_t>(qtype >> 8), static_cast<uint8_t>(qtype), 0, 1});
   if (edns) q.insert(q.end(), {0, 0, 41, 0x04, 0xd0, 0, 0, 0x80, 0, 0, 0});
@@ -67,7 +68,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   tandem::zone::Snapshot snapshot({loaded->zone});
   static const QueryHandler handler;
   static WorkerCounters counters;
-  static const uint16_t kTypes[] = {dns::kTypeA, dns::kTypeNS, dns::kTypeSOA, dns::kTypeMX,
+  static const uint16_t kTypes[] = {dns::kTypeA,   dns::kTypeNS, dns::kTypeSOA,   dns::kTypeMX,
                                     dns::kTypeANY, dns::kTypeDS, dns::kTypeCNAME, dns::kTypeTXT};
   std::vector<uint8_t> out(dns::kMaxMessageSize);
   for (const std::string& owner : OwnerNames(text)) {

@@ -6,12 +6,15 @@
 Seeds are real inputs: queries and responses made with dnspython, zone snippets, the
 configs of config/examples, Ethernet frames carrying queries. Files are named after what
 they hold and rewritten in place (inputs that libFuzzer found and that were kept as
-regressions, named crash-* or found-*, are left alone). Deterministic: no randomness.
+regressions, named crash-*, are left alone). Deterministic: fixed IDs, TSIG signatures
+made at a fixed time, and a fixed seed for the order dnspython writes an RRset's records in.
 """
 
 import os
+import random
 import struct
 import sys
+import time
 
 import dns.edns
 import dns.flags
@@ -233,6 +236,8 @@ def frame(payload, v6=False, vlan=False, dport=53, proto=17, ip_options=b"", udp
 
 
 def main():
+    time.time = lambda: 1700000000.0  # TSIG "time signed": the same seeds on every run
+    random.seed(0)  # to_wire() shuffles the records of each RRset
     qs = queries()
     for name, data in qs:
         write("fuzz_handler", name, data)
@@ -247,6 +252,7 @@ def main():
     write("fuzz_name", "response-referral-style", r.to_wire())
     keyring = dns.tsigkeyring.from_text({"xfr-key.": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="})
     tq = dns.message.make_query("example.com", "SOA")
+    tq.id = 0x2222
     tq.use_tsig(keyring, keyname="xfr-key.")
     write("fuzz_name", "query-tsig", tq.to_wire())
     write("fuzz_handler", "query-tsig", tq.to_wire())
