@@ -227,7 +227,9 @@ TEST_F(Frames, RateLimitedBySourceAddressWithSlip) {
     testing::Decoded d = testing::Decode(&f[42], f.size() - 42);
     ASSERT_TRUE(d.ok);
     tc.push_back(d.tc);
-    if (d.tc) EXPECT_TRUE(d.answer.empty());
+    if (d.tc) {
+      EXPECT_TRUE(d.answer.empty());
+    }
   }
   using V = FrameVerdict;
   EXPECT_EQ(verdicts, (std::vector<V>{V::kTransmit, V::kTransmit, V::kDrop, V::kTransmit, V::kDrop,

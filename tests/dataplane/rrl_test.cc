@@ -146,7 +146,7 @@ TEST_F(RrlTest, ShortOrQuestionlessResponsesAreHandled) {
     std::vector<uint8_t> m = header;
     size_t n = rrl.Apply(addr.data(), false, m.data(), m.size(), counters);
     EXPECT_EQ(n, 12u);
-    if (i > 0) EXPECT_EQ(m[2] & 0x02, 0x02);
+    EXPECT_EQ(m[2] & 0x02, i > 0 ? 0x02 : 0) << i;
   }
   std::vector<uint8_t> tiny = {1, 2, 3};
   EXPECT_EQ(rrl.Apply(addr.data(), false, tiny.data(), tiny.size(), counters), 3u);

@@ -120,7 +120,7 @@ class LookupTest : public ::testing::Test {
   size_t last_size_ = 0;
 };
 
-constexpr uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, MX = 15, TXT = 16, AAAA = 28, SRV = 33,
+constexpr uint16_t A = 1, NS = 2, CNAME = 5, SOA = 6, MX = 15, TXT = 16, SRV = 33,
                    DS = 43, DNAME = 39, ANY = 255;
 const char* kSoaLine = "example.com. SOA ns1.example.com. hostmaster.example.com. 2024010101 7200 900 1209600 300";
 
