@@ -22,6 +22,10 @@ struct ServerConfig {
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int tcp_max_connections = 1024;
   std::string log_level = "info";        // "debug", "info", "warning", "error"
+  // CHAOS TXT answers to id.server/hostname.bind and version.bind/version.server; empty
+  // (the default): not told, REFUSED. At most 255 octets each.
+  std::string identity;
+  std::string version;
 };
 
 struct DpdkConfig {

@@ -145,6 +145,13 @@ std::optional<std::string> NonEmpty(const std::string& s) {
   return s;
 }
 
+// One TXT character-string (RFC 1035 3.3); empty is allowed.
+constexpr char kCharString[] = "a string of at most 255 bytes";
+std::optional<std::string> CharString(const std::string& s) {
+  if (s.size() > 255) return std::nullopt;
+  return s;
+}
+
 Check EndpointCheck(std::optional<uint16_t> default_port) {
   return [default_port](const std::string& s) -> std::optional<std::string> {
     auto ep = dataplane::ParseEndpoint(s, default_port);
@@ -412,7 +419,7 @@ class Loader {
   void ReadServer(const toml::table& t, ServerConfig* s) {
     Fields f(errors_, t, "server", "in [server]",
              {"mode", "listen", "workers", "state_dir", "udp_max_payload", "tcp_idle_timeout",
-              "tcp_max_connections", "log_level"});
+              "tcp_max_connections", "log_level", "identity", "version"});
     f.OneOf("mode", {"socket", "dpdk"}, &s->mode);
     f.Strings("listen", kEndpoint, EndpointCheck(std::nullopt), &s->listen);
     f.Int("workers", 1, 128, &s->workers);
@@ -421,6 +428,8 @@ class Loader {
     f.Duration("tcp_idle_timeout", &s->tcp_idle_timeout);
     f.Int("tcp_max_connections", 1, 1000000, &s->tcp_max_connections);
     f.OneOf("log_level", {"debug", "info", "warning", "error"}, &s->log_level);
+    f.String("identity", kCharString, CharString, &s->identity);
+    f.String("version", kCharString, CharString, &s->version);
   }
 
   void ReadDpdk(const toml::table& t, DpdkConfig* d) {

@@ -1,6 +1,8 @@
 // Daemon start, reload and stop.
 #include "control/daemon.h"
 
+#include <malloc.h>
+
 #include "absl/strings/ascii.h"
 #include "absl/strings/match.h"
 #include "control/zone_copy.h"
@@ -55,21 +57,21 @@ std::string FileSafeName(std::string s) {
 
 // Adds the difference from the version served before (in memory after a reload, the
 // saved version after a restart) to the zone's IXFR history, and saves this version.
-void RecordVersion(const zone::Zone& z, const zone::Zone* before, const std::string& dir, Journal& journal) {
+// Both versions are compared as built zones, never listed as records.
+void RecordVersion(const std::shared_ptr<const zone::Zone>& version, const zone::Zone* before,
+                   const std::string& dir, Journal& journal) {
+  const zone::Zone& z = *version;
   std::string saved = absl::StrCat(dir, "/current.zone");
   std::string apex(reinterpret_cast<const char*>(z.apex()), z.apex_len());
-  std::vector<dns::Record> old_records;
-  if (before != nullptr) {
-    old_records = ZoneRecords(*before);
-  } else if (auto copy = ZoneCopy::Load(apex, saved); copy.ok()) {
-    old_records = copy->records();
+  std::shared_ptr<const zone::Zone> saved_version;
+  if (before == nullptr) {
+    if (auto copy = ZoneCopy::Load(apex, saved); copy.ok()) saved_version = copy->zone();
+    before = saved_version.get();
   }
-  std::vector<dns::Record> records = ZoneRecords(z);
-  if (!old_records.empty()) {
-    uint32_t old_serial = 0;
-    for (const auto& r : old_records)
-      if (r.type == dns::kTypeSOA) old_serial = SoaSerial(r);
-    IxfrDiff diff = Difference(old_records, records);
+  if (before != nullptr) {
+    uint32_t old_serial = before->serial();
+    IxfrDiff diff = Difference(*before, z);
+    saved_version.reset();
     if (old_serial == z.serial()) {
       if (!diff.removed.empty() || !diff.added.empty())
         LogWarning("zone ", z.name_text(), " changed without a new serial (", z.serial(),
@@ -80,10 +82,7 @@ void RecordVersion(const zone::Zone& z, const zone::Zone* before, const std::str
       if (auto s = journal.Append(std::move(diff)); !s.ok()) LogWarning("zone ", z.name_text(), ": IXFR history: ", s.message());
     }
   }
-  auto copy = ZoneCopy::FromRecords(apex, std::move(records));
-  if (copy.ok()) {
-    if (auto s = copy->Save(saved); !s.ok()) LogWarning("zone ", z.name_text(), ": ", s.message());
-  }
+  if (auto s = ZoneCopy::FromZone(version).Save(saved); !s.ok()) LogWarning("zone ", z.name_text(), ": ", s.message());
 }
 
 }  // namespace
@@ -97,7 +96,10 @@ absl::StatusOr<std::unique_ptr<const zone::Snapshot>> BuildSnapshot(const config
 Daemon::Daemon(config::Config cfg)
     : cfg_(std::move(cfg)),
       started_(absl::Now()),
-      handler_(dataplane::HandlerOptions{static_cast<uint16_t>(cfg_.server.udp_max_payload)}) {}
+      handler_(dataplane::HandlerOptions{
+          .udp_max_payload = static_cast<uint16_t>(cfg_.server.udp_max_payload),
+          .identity = cfg_.server.identity,
+          .version = cfg_.server.version}) {}
 
 Daemon::~Daemon() { Stop(); }
 
@@ -122,6 +124,11 @@ std::string TcpEndpointFor(const std::string& address) {
 
 absl::Status Daemon::Start() {
   std::lock_guard<std::mutex> lock(mu_);
+  // Zones are built in large arrays that live for one build (a transfer's is built on a
+  // thread of its own): with a fixed threshold they are mapped and unmapped, never kept in
+  // a heap. glibc's threshold otherwise rises with the first such array freed, and the
+  // free top of a thread's heap is not given back, even by malloc_trim.
+  mallopt(M_MMAP_THRESHOLD, 1 << 20);
   auto zones = LoadFileZones(cfg_);
   if (!zones.ok()) return zones.status();
   file_zones_ = std::move(*zones);
@@ -136,7 +143,12 @@ absl::Status Daemon::Start() {
     pools_ = std::move(pools);
   }
   handler_.set_notify_sink(this);
-  if (auto s = UpdatePrimaryState(cfg_, file_zones_, {}); !s.ok()) return s;
+  // Transfer-out settings now; the file zones' IXFR history (each compared with the version
+  // saved before, then saved: seconds for a zone of millions of records) once they are
+  // served, and NOTIFY after that, so that a notified secondary finds the difference.
+  config::Config without_notify = cfg_;
+  for (auto& zc : without_notify.zones) zc.notify.clear();
+  if (auto s = UpdatePrimaryState(without_notify, {}, {}); !s.ok()) return s;
   std::vector<tsig::Key> keys;
   for (const auto& k : cfg_.tsig) {
     auto key = tsig::MakeKey(k);
@@ -194,6 +206,11 @@ absl::Status Daemon::Start() {
   else
     LogInfo("serving ", cfg_.zones.size(), " zones on ", absl::StrJoin(cfg_.server.listen, ", "),
             " (UDP and TCP, socket mode, ", cfg_.server.workers, " workers)");
+  if (auto s = UpdatePrimaryState(cfg_, file_zones_, {}); !s.ok()) return s;
+  Republish();  // NOTIFY, now that the history holds this version
+  // What loading and comparing the zones used (builders, parsers, the saved versions) is
+  // free now: give it back rather than keep it in the heap for the daemon's lifetime.
+  malloc_trim(0);
   return absl::OkStatus();
 }
 
@@ -223,9 +240,11 @@ absl::Status Daemon::Reload() {
       next->server.udp_max_payload != cfg_.server.udp_max_payload ||
       next->server.tcp_idle_timeout != cfg_.server.tcp_idle_timeout ||
       next->server.tcp_max_connections != cfg_.server.tcp_max_connections ||
-      next->server.state_dir != cfg_.server.state_dir) {
-    LogWarning("reload: changes to [server] mode, listen, workers, state_dir, udp_max_payload "
-               "and tcp_* take effect at the next restart");
+      next->server.state_dir != cfg_.server.state_dir ||
+      next->server.identity != cfg_.server.identity ||
+      next->server.version != cfg_.server.version) {
+    LogWarning("reload: changes to [server] mode, listen, workers, state_dir, udp_max_payload, "
+               "tcp_*, identity and version take effect at the next restart");
     next->server = cfg_.server;
   }
   if (next->rrl.rate != cfg_.rrl.rate || next->rrl.slip != cfg_.rrl.slip ||
@@ -273,6 +292,7 @@ absl::Status Daemon::Reload() {
   secondaries_->Start();
   pools_->Start();
   secondaries.reset();  // the old one, stopped above
+  malloc_trim(0);       // the reload's transient memory, as at the start
   ++reloads_;
   LogInfo("reload: serving ", cfg_.zones.size(), " zones (was ", before, ")");
   return absl::OkStatus();
@@ -345,7 +365,7 @@ absl::Status Daemon::UpdatePrimaryState(const config::Config& cfg,
       // Copy on write: transfers in flight keep reading the history they started with.
       auto journal = out.journal ? std::make_shared<Journal>(*out.journal)
                                  : std::make_shared<Journal>(Journal::Load(absl::StrCat(dir, "/ixfr")));
-      RecordVersion(*current->second, previous.count(apex) ? previous[apex].get() : nullptr, dir, *journal);
+      RecordVersion(current->second, previous.count(apex) ? previous[apex].get() : nullptr, dir, *journal);
       out.journal = std::move(journal);
     }
     next[apex] = std::move(out);

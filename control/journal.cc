@@ -90,6 +90,50 @@ IxfrDiff Difference(const std::vector<dns::Record>& from, const std::vector<dns:
 
 namespace {
 
+dns::Record MakeRecord(const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
+                       zone::Rdata rr) {
+  return dns::Record{std::string(reinterpret_cast<const char*>(owner), owner_len), type,
+                     dns::kClassIn, ttl,
+                     std::string(reinterpret_cast<const char*>(rr.data), rr.size)};
+}
+
+// Every record of `a` that `b` does not hold with the same TTL, the SOA aside. One index
+// probe per name.
+void RecordsNotIn(const zone::Zone& a, const zone::Zone& b, std::vector<dns::Record>* out) {
+  for (size_t i = 0; i < a.node_count(); ++i) {
+    const zone::Node& n = a.node(static_cast<uint32_t>(i));
+    if (n.rrset_count == 0) continue;
+    const uint8_t* name = a.NodeName(n);
+    uint32_t id = b.Find(name, n.name_len, zone::HashName(name, n.name_len));
+    for (const zone::RRset* set = a.RRsetsBegin(n); set != a.RRsetsEnd(n); ++set) {
+      if (set->type == dns::kTypeSOA) continue;
+      const zone::RRset* other = id == zone::kNone ? nullptr : b.FindRRset(b.node(id), set->type);
+      bool same_ttl = other != nullptr && other->ttl == set->ttl;
+      zone::Rdata rr = a.First(*set);
+      for (uint16_t k = 0; k < set->count; ++k, rr = a.Next(rr))
+        if (!same_ttl || !RRsetHas(b, *other, rr.data, rr.size))
+          out->push_back(MakeRecord(name, n.name_len, set->type, set->ttl, rr));
+    }
+  }
+}
+
+dns::Record SoaOf(const zone::Zone& z) {
+  return MakeRecord(z.apex(), z.apex_len(), dns::kTypeSOA, z.soa().ttl, z.First(z.soa()));
+}
+
+}  // namespace
+
+IxfrDiff Difference(const zone::Zone& from, const zone::Zone& to) {
+  IxfrDiff d;
+  d.from_soa = SoaOf(from);
+  d.to_soa = SoaOf(to);
+  RecordsNotIn(from, to, &d.removed);
+  RecordsNotIn(to, from, &d.added);
+  return d;
+}
+
+namespace {
+
 std::vector<std::string> DiffFiles(const std::string& dir) {
   std::vector<std::string> files;
   if (DIR* d = opendir(dir.c_str())) {

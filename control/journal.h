@@ -20,6 +20,8 @@ std::vector<dns::Record> ZoneRecords(const zone::Zone& z);
 
 // The difference between two versions of a zone (SOA records in from_soa/to_soa only).
 IxfrDiff Difference(const std::vector<dns::Record>& from, const std::vector<dns::Record>& to);
+// The same for two built versions, without listing either (zones of millions of records).
+IxfrDiff Difference(const zone::Zone& from, const zone::Zone& to);
 
 class Journal {
  public:

@@ -1,6 +1,7 @@
 // Pulled zones: timers, refreshes, transfers, NOTIFY, persistence.
 #include "control/secondary.h"
 
+#include <malloc.h>
 #include <sys/stat.h>
 
 #include <cstdio>
@@ -135,17 +136,20 @@ Secondaries::Outcome Secondaries::Check(const config::ZoneConfig& cfg, const std
     return out;
   }
   absl::Time start = absl::Now();
+  absl::Time received = start;  // when the last stream ended: the rest is checks and building
   absl::StatusOr<TransferResult> result = absl::UnknownError("no transfer");
   std::shared_ptr<const ZoneCopy> next;
   std::string ixfr_error;
   if (copy) {
-    result = Transfer(o, copy->soa());
+    CopyBuilder whole_zone(apex);  // an AXFR-style answer is built as it arrives
+    result = Transfer(o, copy->soa(), &whole_zone);
+    received = absl::Now();
     if (result.ok() && result->incremental) {
       auto applied = copy->Apply(result->diffs);
       if (applied.ok()) next = std::make_shared<const ZoneCopy>(std::move(*applied));
       else ixfr_error = std::string(applied.status().message());
     } else if (result.ok() && !result->up_to_date) {
-      auto whole = ZoneCopy::FromRecords(apex, std::move(result->records));
+      auto whole = whole_zone.Finish();
       if (whole.ok()) next = std::make_shared<const ZoneCopy>(std::move(*whole));
       else ixfr_error = std::string(whole.status().message());
     } else if (result.ok()) {
@@ -159,12 +163,15 @@ Secondaries::Outcome Secondaries::Check(const config::ZoneConfig& cfg, const std
   }
   const char* kind = next ? (result->incremental ? "IXFR" : "IXFR (whole zone)") : "AXFR";
   if (!next) {
-    result = Transfer(o, std::nullopt);
+    // The zone is built while it arrives; what is left after the stream is the layout.
+    CopyBuilder whole_zone(apex);
+    result = Transfer(o, std::nullopt, &whole_zone);
+    received = absl::Now();
     if (!result.ok()) {
       out.error = std::string(result.status().message());
       return out;
     }
-    auto whole = ZoneCopy::FromRecords(apex, std::move(result->records));
+    auto whole = whole_zone.Finish();
     if (!whole.ok()) {
       out.error = absl::StrCat("AXFR: ", whole.status().message());
       return out;
@@ -184,9 +191,10 @@ Secondaries::Outcome Secondaries::Check(const config::ZoneConfig& cfg, const std
   out.transferred = true;
   out.copy = std::move(next);
   out.built = std::move(*built);
-  out.transfer = absl::StrCat(kind, " serial ", out.copy->serial(), ": ", out.copy->size(), " records, ",
-                              result->messages, " messages, ", result->bytes, " bytes, ",
-                              absl::FormatDuration(absl::Now() - start));
+  out.transfer = absl::StrCat(kind, " serial ", out.copy->serial(), ": ", out.copy->size(),
+                              " records, ", result->messages, " messages, ", result->bytes,
+                              " bytes, ", absl::FormatDuration(absl::Now() - start), " (",
+                              absl::FormatDuration(absl::Now() - received), " after the stream)");
   return out;
 }
 
@@ -362,10 +370,13 @@ void Secondaries::LoadSaved(Pulled& z, Source& s) {
           s.expires < absl::Now() ? " (expired: SERVFAIL until a refresh succeeds)" : "");
 }
 
+std::string Secondaries::TimersText(const Source& s) {
+  return absl::StrCat("last_refresh ", absl::ToUnixSeconds(s.last_ok), " expires ",
+                      absl::ToUnixSeconds(s.expires), "\n");
+}
+
 void Secondaries::SaveTimers(const Pulled& z, const Source& s) const {
-  std::string text = absl::StrCat("last_refresh ", absl::ToUnixSeconds(s.last_ok), " expires ",
-                                  absl::ToUnixSeconds(s.expires), "\n");
-  if (auto st = WriteFileAtomically(CopyPath(z, s, ".timers"), text); !st.ok())
+  if (auto st = WriteFileAtomically(CopyPath(z, s, ".timers"), TimersText(s)); !st.ok())
     LogWarning("zone ", z.name, " source ", s.name, ": ", st.message());
 }
 
@@ -392,6 +403,7 @@ void Secondaries::Stop() {
 void Secondaries::Run() {
   std::unique_lock<std::mutex> lock(mu_);
   while (!stop_) {
+    bool transferred = false;
     absl::Time now = absl::Now();
     Pulled* due_zone = nullptr;
     Source* due = nullptr;
@@ -413,14 +425,22 @@ void Secondaries::Run() {
       due->next_check = absl::InfiniteFuture();  // not picked again while in flight
       lock.unlock();
       Outcome out = Check(cfg, apex, source, copy);
+      transferred = out.transferred;
       lock.lock();
       if (stop_) break;
       Apply(*due_zone, *due, std::move(out), absl::Now());
     }
     SelectLocked(absl::Now());
-    if (ActiveChangedLocked()) {
+    bool changed = ActiveChangedLocked();
+    std::vector<Unsaved> unsaved = std::move(unsaved_);
+    unsaved_.clear();
+    if (changed || !unsaved.empty() || transferred) {
       lock.unlock();
-      on_change_();
+      if (changed) on_change_();                   // served first,
+      for (const Unsaved& u : unsaved) u.Write();  // then saved
+      // A transfer's transient memory (messages, records, the builder, the copy replaced)
+      // back to the system, not kept in the heap.
+      if (transferred) malloc_trim(0);
       lock.lock();
       continue;
     }
@@ -446,9 +466,16 @@ void Secondaries::Schedule(Source& s, Outcome& out, Pulled& z, absl::Time now) {
                absl::FormatDuration(retry), ": ", out.error);
     return;
   }
+  bool save_after_serving = false;
   if (out.copy) {
-    if (auto st = out.copy->Save(CopyPath(z, s, ".zone")); !st.ok())
+    // A small copy is on disk before it is served; a large one is served first and saved
+    // right after (Run, without the lock), so writing it does not delay answering it.
+    save_after_serving = out.copy->size() >= kSaveAfterServing;
+    if (save_after_serving) {
+      unsaved_.push_back({z.name, s.name, CopyPath(z, s, ".zone"), out.copy, {}, {}});
+    } else if (auto st = out.copy->Save(CopyPath(z, s, ".zone")); !st.ok()) {
       LogWarning("zone ", z.name, " source ", s.name, ": copy not saved: ", st.message());
+    }
     s.copy = std::move(out.copy);
     s.built = std::move(out.built);
     s.last_transfer = absl::StrCat(out.transfer, " at ", absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", now, absl::UTCTimeZone()));
@@ -462,7 +489,22 @@ void Secondaries::Schedule(Source& s, Outcome& out, Pulled& z, absl::Time now) {
   s.last_ok = now;
   s.expires = now + t.expire;
   s.next_check = now + Jitter(t.refresh);
-  SaveTimers(z, s);
+  if (save_after_serving) {  // the timers go to disk after the copy they are for
+    unsaved_.back().timers_path = CopyPath(z, s, ".timers");
+    unsaved_.back().timers = TimersText(s);
+  } else {
+    SaveTimers(z, s);
+  }
+}
+
+void Secondaries::Unsaved::Write() const {
+  if (auto st = copy->Save(copy_path); !st.ok()) {
+    LogWarning("zone ", zone, " source ", source, ": copy not saved: ", st.message());
+    return;
+  }
+  if (timers_path.empty()) return;
+  if (auto st = WriteFileAtomically(timers_path, timers); !st.ok())
+    LogWarning("zone ", zone, " source ", source, ": ", st.message());
 }
 
 std::shared_ptr<const zone::Zone> Secondaries::ActiveLocked(const Pulled& z, std::string* source) const {

@@ -10,6 +10,7 @@
 //                   no  -> refreshed: refresh timer, expire timer restarted
 //                   yes -> IXFR (when we hold a copy) --fail--> AXFR
 //                          -> complete, valid, not older? -> build -> save -> serve
+//                             (a copy of kSaveAfterServing records or more: serve, then save)
 //
 // One control-plane thread runs the timers and transfers; NOTIFY and tandemctl refresh
 // make a source due at once (repeated NOTIFYs coalesce into one check).
@@ -99,6 +100,16 @@ class Secondaries : public dataplane::NotifySink {
   struct Pulled;
 
   struct Outcome;
+  // A large copy accepted and served, to be written to disk (outside the lock), then its
+  // timers.
+  struct Unsaved {
+    std::string zone, source;
+    std::string copy_path;
+    std::shared_ptr<const ZoneCopy> copy;
+    std::string timers_path, timers;
+    void Write() const;
+  };
+  static constexpr size_t kSaveAfterServing = 100000;  // records
 
   void Run();
   void OnProbe(size_t target, const ProbeResult& r);
@@ -111,6 +122,7 @@ class Secondaries : public dataplane::NotifySink {
   static void MakeDue(Source& s);
   void LoadSaved(Pulled& z, Source& s);
   void SaveTimers(const Pulled& z, const Source& s) const;
+  static std::string TimersText(const Source& s);
   bool ActiveChangedLocked();
   std::shared_ptr<const zone::Zone> ActiveLocked(const Pulled& z, std::string* source) const;
   Pulled* FindLocked(const std::string& apex_wire_lower);
@@ -122,6 +134,7 @@ class Secondaries : public dataplane::NotifySink {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Pulled>> zones_;
   std::vector<const zone::Zone*> last_active_;
+  std::vector<Unsaved> unsaved_;
   std::unique_ptr<Prober> prober_;
   std::vector<std::pair<Pulled*, int>> probe_map_;  // probe target -> zone, source
   bool stop_ = false;

@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <ctime>
@@ -106,27 +107,30 @@ bool IsZoneSoa(const dns::Record& r, const std::string& zone) {
                         reinterpret_cast<const uint8_t*>(zone.data()));
 }
 
+using View = RecordArena::View;
+
 // Follows the records of an AXFR or IXFR response stream (RFC 5936 2.2, RFC 1995 4).
+// Records come as views into the message being read: a whole zone's go to the sink (or
+// the result's arena) without a string of their own; only IXFR differences and the first
+// SOA are kept as records.
 class Stream {
  public:
-  Stream(std::string zone, bool ixfr, std::optional<uint32_t> have)
-      : zone_(std::move(zone)), ixfr_(ixfr), have_(have) {}
+  Stream(std::string zone, bool ixfr, std::optional<uint32_t> have, ZoneSink* sink = nullptr)
+      : zone_(std::move(zone)), ixfr_(ixfr), have_(have), sink_(sink) {}
 
-  // Takes one message's answers; returns false with *error on a broken sequence.
-  bool Take(std::vector<dns::Record>& records, std::string* error) {
-    for (auto& r : records) {
-      if (done_) {
-        *error = "records after the closing SOA";
-        return false;
-      }
-      if (!InZone(r)) {
-        *error = absl::StrCat("out-of-zone record ", dns::NameToText(reinterpret_cast<const uint8_t*>(r.owner.data())));
-        return false;
-      }
-      if (!Step(std::move(r), error)) return false;
+  // Takes one record of a message; returns false with *error on a broken sequence.
+  bool Take(const View& r, std::string* error) {
+    if (done_) {
+      *error = "records after the closing SOA";
+      return false;
     }
-    return true;
+    if (!NameInZone(r.owner, r.owner_len, zone_)) {
+      *error = absl::StrCat("out-of-zone record ", dns::NameToText(r.owner));
+      return false;
+    }
+    return Step(r, error);
   }
+  bool Take(const dns::Record& r, std::string* error) { return Take(View::Of(r), error); }
 
   // A single-SOA IXFR answer ends the stream at the end of its message.
   bool EndOfMessage() {
@@ -142,44 +146,48 @@ class Stream {
   TransferResult& result() { return result_; }
 
  private:
-  bool InZone(const dns::Record& r) const {
-    return dns::IsSubdomain(reinterpret_cast<const uint8_t*>(r.owner.data()), r.owner.size(),
-                            reinterpret_cast<const uint8_t*>(zone_.data()), zone_.size());
-  }
-
-  bool Step(dns::Record r, std::string* error) {
+  bool Step(const View& r, std::string* error) {
     ++count_;
     bool soa = r.type == dns::kTypeSOA;
     if (count_ == 1) {
-      if (!IsZoneSoa(r, zone_)) {
+      first_ = r.ToRecord();
+      if (!IsZoneSoa(first_, zone_)) {
         *error = "the stream does not start with the zone's SOA";
         return false;
       }
-      result_.serial = SoaSerial(r);
-      first_ = r;
+      result_.serial = SoaSerial(first_);
       return true;
     }
     if (count_ == 2 && ixfr_ && soa && have_) {
       mode_ = kDiffs;
     } else if (count_ == 2) {
       mode_ = kWhole;
-      result_.records.push_back(first_);
+      Whole(View::Of(first_));
     }
     if (mode_ == kWhole) {
-      // The closing SOA equals the first one; names compare without case (a server's
-      // compression may spell them differently in different messages).
-      if (soa && dns::CanonicalRdata(r.type, r.rdata) == dns::CanonicalRdata(first_.type, first_.rdata)) {
-        done_ = true;
-        return true;
-      }
       if (soa) {
+        // The closing SOA equals the first one; names compare without case (a server's
+        // compression may spell them differently in different messages).
+        dns::Record closing = r.ToRecord();
+        if (dns::CanonicalRdata(closing.type, closing.rdata) ==
+            dns::CanonicalRdata(first_.type, first_.rdata)) {
+          done_ = true;
+          return true;
+        }
         *error = "a second SOA record inside the zone";
         return false;
       }
-      result_.records.push_back(std::move(r));
+      Whole(r);
       return true;
     }
-    return DiffStep(std::move(r), error);
+    return DiffStep(r.ToRecord(), error);
+  }
+
+  void Whole(const View& r) {
+    if (sink_)
+      sink_->Add(r);
+    else
+      result_.records.Add(r.owner, r.owner_len, r.type, r.rclass, r.ttl, r.rdata, r.rdlen);
   }
 
   // IXFR differences: (SOA old, removed..., SOA new, added...)+, SOA final.
@@ -217,11 +225,58 @@ class Stream {
   std::string zone_;
   bool ixfr_;
   std::optional<uint32_t> have_;
+  ZoneSink* sink_;
   dns::Record first_;
   size_t count_ = 0;
   bool done_ = false;
   TransferResult result_;
 };
+
+// Reads the record at msg[*pos] as a view: the owner decompressed into `owner`, the RDATA
+// where it lies in the message when its type holds no names (most records of a zone);
+// other records through dns::ReadRecord into `scratch`, which also reports every error.
+bool ReadView(const uint8_t* msg, size_t len, size_t* pos, int* budget, dns::NameBuf* owner,
+              dns::Record* scratch, View* out, std::string* error) {
+  size_t p;
+  if (dns::SkipName(msg, len, *pos, &p) == dns::NameError::kOk && p + 10 <= len &&
+      !dns::HasNames(Get16(msg + p)) &&
+      dns::ParseName(msg, len, *pos, owner, &p, budget) == dns::NameError::kOk) {
+    uint16_t rdlen = Get16(msg + p + 8);
+    if (p + 10 + rdlen <= len) {
+      *out = View{
+          owner->data,  owner->length, Get16(msg + p), Get16(msg + p + 2), dns::Get32(msg + p + 4),
+          msg + p + 10, rdlen};
+      *pos = p + 10 + rdlen;
+      return true;
+    }
+  }
+  if (!dns::ReadRecord(msg, len, pos, budget, scratch, error)) return false;
+  *out = View::Of(*scratch);
+  return true;
+}
+
+// Feeds the answer section of one transfer message to the stream, record by record (the
+// question is skipped). `scratch` is reused for the records read as dns::Records.
+bool ReadStream(const uint8_t* msg, size_t len, dns::Record* scratch, Stream* stream,
+                std::string* error) {
+  size_t pos = dns::kHeaderSize;
+  for (int i = 0; i < dns::header::Qdcount(msg); ++i) {
+    if (dns::SkipName(msg, len, pos, &pos) != dns::NameError::kOk || pos + 4 > len) {
+      *error = "malformed question";
+      return false;
+    }
+    pos += 4;
+  }
+  int budget = 4096;
+  dns::NameBuf owner;
+  View view;
+  for (int i = 0; i < dns::header::Ancount(msg); ++i) {
+    if (!ReadView(msg, len, &pos, &budget, &owner, scratch, &view, error) ||
+        !stream->Take(view, error))
+      return false;
+  }
+  return true;
+}
 
 class TcpExchange {
  public:
@@ -268,24 +323,47 @@ class TcpExchange {
   }
 
  private:
+  // From what the socket gave and was not taken yet: a transfer's messages come in reads
+  // of up to 256 KiB, not in two reads (and two polls) each.
   absl::Status ReadExactly(uint8_t* buf, size_t n, size_t* got) {
     *got = 0;
     while (*got < n) {
-      if (!WaitFor(sock_.fd, POLLIN, absl::Now() + o_.timeout)) return Error(o_, "receive: timed out");
-      ssize_t r = recv(sock_.fd, buf + *got, n - *got, 0);
+      if (in_begin_ == in_end_)
+        if (auto s = Fill(); !s.ok()) return s;
+      size_t k = std::min(n - *got, in_end_ - in_begin_);
+      std::memcpy(buf + *got, in_.data() + in_begin_, k);
+      in_begin_ += k;
+      *got += k;
+    }
+    return absl::OkStatus();
+  }
+
+  absl::Status Fill() {
+    if (in_.empty()) in_.resize(size_t{256} << 10);
+    in_begin_ = in_end_ = 0;
+    for (;;) {
+      ssize_t r = recv(sock_.fd, in_.data(), in_.size(), 0);  // non-blocking: poll only when empty
+      if (r > 0) {
+        in_end_ = static_cast<size_t>(r);
+        return absl::OkStatus();
+      }
       if (r == 0) {
         eof_ = true;
         return Error(o_, "connection closed by the server");
       }
-      if (r < 0 && errno != EAGAIN && errno != EINTR) return Error(o_, absl::StrCat("receive: ", strerror(errno)));
-      if (r > 0) *got += static_cast<size_t>(r);
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK)
+        return Error(o_, absl::StrCat("receive: ", strerror(errno)));
+      if (!WaitFor(sock_.fd, POLLIN, absl::Now() + o_.timeout))
+        return Error(o_, "receive: timed out");
     }
-    return absl::OkStatus();
   }
 
   const TransferOptions& o_;
   Socket sock_;
   bool eof_ = false;
+  std::vector<uint8_t> in_;
+  size_t in_begin_ = 0, in_end_ = 0;
 };
 
 // Verifies (and strips) TSIG when a key is set; returns the DNS part's length.
@@ -333,6 +411,90 @@ absl::StatusOr<SoaAnswer> QuerySoaTcp(const TransferOptions& o) {
 
 }  // namespace
 
+void RecordArena::Add(const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
+                      uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
+  size_t need = 1 + owner_len + 10 + rdlen;
+  if (blocks_.empty() || kBlockSize - blocks_.back().used < need)
+    blocks_.push_back({std::unique_ptr<uint8_t[]>(new uint8_t[kBlockSize]), 0});
+  Block& b = blocks_.back();
+  uint8_t* p = b.data.get() + b.used;
+  *p++ = static_cast<uint8_t>(owner_len);
+  std::memcpy(p, owner, owner_len);
+  p += owner_len;
+  std::memcpy(p, &type, 2);
+  std::memcpy(p + 2, &rclass, 2);
+  std::memcpy(p + 4, &ttl, 4);
+  std::memcpy(p + 8, &rdlen, 2);
+  std::memcpy(p + 10, rdata, rdlen);
+  b.used += need;
+  ++count_;
+}
+
+void RecordArena::Add(const dns::Record& r) {
+  Add(reinterpret_cast<const uint8_t*>(r.owner.data()), r.owner.size(), r.type, r.rclass, r.ttl,
+      reinterpret_cast<const uint8_t*>(r.rdata.data()), static_cast<uint16_t>(r.rdata.size()));
+}
+
+size_t RecordArena::bytes() const {
+  size_t n = 0;
+  for (const Block& b : blocks_) n += b.used;
+  return n;
+}
+
+RecordArena::View RecordArena::Iterator::operator*() const {
+  const uint8_t* p = arena_->blocks_[block_].data.get() + offset_;
+  View v;
+  v.owner_len = p[0];
+  v.owner = p + 1;
+  p += 1 + v.owner_len;
+  std::memcpy(&v.type, p, 2);
+  std::memcpy(&v.rclass, p + 2, 2);
+  std::memcpy(&v.ttl, p + 4, 4);
+  std::memcpy(&v.rdlen, p + 8, 2);
+  v.rdata = p + 10;
+  return v;
+}
+
+RecordArena::Iterator& RecordArena::Iterator::operator++() {
+  const Block& b = arena_->blocks_[block_];
+  const uint8_t* p = b.data.get() + offset_;
+  uint16_t rdlen;
+  std::memcpy(&rdlen, p + 1 + p[0] + 8, 2);
+  offset_ += 1 + p[0] + 10 + rdlen;
+  if (offset_ >= b.used) {
+    ++block_;
+    offset_ = 0;
+  }
+  return *this;
+}
+
+RecordArena::View RecordArena::View::Of(const dns::Record& r) {
+  return View{reinterpret_cast<const uint8_t*>(r.owner.data()),
+              static_cast<uint8_t>(r.owner.size()),
+              r.type,
+              r.rclass,
+              r.ttl,
+              reinterpret_cast<const uint8_t*>(r.rdata.data()),
+              static_cast<uint16_t>(r.rdata.size())};
+}
+
+bool NameInZone(const uint8_t* name, size_t len, const std::string& apex) {
+  size_t pos = 0;
+  while (pos < len && len - pos > apex.size()) {
+    if (name[pos] == 0) return false;
+    pos += 1 + name[pos];
+  }
+  if (pos > len || len - pos != apex.size()) return false;
+  // Most names spell the apex as the zone is spelled: bytes first, case only if they differ.
+  return std::memcmp(name + pos, apex.data(), apex.size()) == 0 ||
+         dns::NameEqual(name + pos, reinterpret_cast<const uint8_t*>(apex.data()));
+}
+
+dns::Record RecordArena::View::ToRecord() const {
+  return dns::Record{std::string(reinterpret_cast<const char*>(owner), owner_len), type, rclass,
+                     ttl, std::string(reinterpret_cast<const char*>(rdata), rdlen)};
+}
+
 bool SerialNewer(uint32_t a, uint32_t b) {
   return a != b && static_cast<uint32_t>(a - b) < 0x80000000u;
 }
@@ -373,7 +535,8 @@ absl::StatusOr<SoaAnswer> QuerySoa(const TransferOptions& o) {
   return a;
 }
 
-absl::StatusOr<TransferResult> Transfer(const TransferOptions& o, const std::optional<dns::Record>& have) {
+absl::StatusOr<TransferResult> Transfer(const TransferOptions& o,
+                                        const std::optional<dns::Record>& have, ZoneSink* sink) {
   bool ixfr = have.has_value();
   const char* kind = ixfr ? "IXFR" : "AXFR";
   uint16_t id = static_cast<uint16_t>(arc4random());
@@ -386,10 +549,14 @@ absl::StatusOr<TransferResult> Transfer(const TransferOptions& o, const std::opt
   TcpExchange x(o);
   if (auto s = x.Connect(); !s.ok()) return s;
   if (auto s = x.Send(q); !s.ok()) return s;
-  Stream stream(o.zone, ixfr, have ? std::optional<uint32_t>(SoaSerial(*have)) : std::nullopt);
+  Stream stream(o.zone, ixfr, have ? std::optional<uint32_t>(SoaSerial(*have)) : std::nullopt,
+                sink);
   size_t messages = 0, bytes = 0;
+  // One message buffer and one record, reused: after the first messages their strings
+  // have the capacity they need, so reading a record allocates nothing.
+  std::string m;
+  dns::Record record;
   while (!stream.done()) {
-    std::string m;
     bool closed;
     if (auto s = x.Receive(&m, &closed); !s.ok())
       return Error(o, absl::StrCat(kind, " cut after ", stream.count(), " records in ", messages, " messages: ", s.message()));
@@ -399,10 +566,10 @@ absl::StatusOr<TransferResult> Transfer(const TransferOptions& o, const std::opt
     auto len = Unsign(session.get(), &m);
     if (!len.ok()) return Error(o, absl::StrCat(kind, " message ", messages, ": TSIG: ", len.status().message()));
     const auto* msg = reinterpret_cast<const uint8_t*>(m.data());
-    if (std::string e = CheckHeader(msg, *len, id); !e.empty()) return Error(o, absl::StrCat(kind, ": ", e));
-    std::vector<dns::Record> records;
+    if (std::string e = CheckHeader(msg, *len, id); !e.empty())
+      return Error(o, absl::StrCat(kind, ": ", e));
     std::string error;
-    if (!ReadAnswers(msg, *len, &records, &error) || !stream.Take(records, &error))
+    if (!ReadStream(msg, *len, &record, &stream, &error))
       return Error(o, absl::StrCat(kind, " message ", messages, ": ", error));
     stream.EndOfMessage();
   }

@@ -1,4 +1,4 @@
-// Zone copies: IXFR application, building, persistence.
+// Zone copies: checks, IXFR application, persistence.
 #include "control/zone_copy.h"
 
 #include <fcntl.h>
@@ -6,14 +6,13 @@
 #include <unistd.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
 #include "control/zone_file.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/rrtype.h"
@@ -27,102 +26,413 @@ std::string Text(const std::string& wire) {
   return dns::NameToText(reinterpret_cast<const uint8_t*>(wire.data()));
 }
 
+std::string Text(const uint8_t* wire, size_t len) {
+  return Text(std::string(reinterpret_cast<const char*>(wire), len));
+}
 
 uint32_t SerialOf(const dns::Record& soa) {
   return dns::Get32(reinterpret_cast<const uint8_t*>(soa.rdata.data()) + soa.rdata.size() - 20);
 }
 
+const uint8_t* U8(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+std::string Lower(const uint8_t* name, size_t len) {
+  std::string s(reinterpret_cast<const char*>(name), len);
+  dns::LowerName(reinterpret_cast<uint8_t*>(s.data()), s.size());
+  return s;
+}
+
+size_t CountRecords(const zone::Zone& z) {
+  size_t n = 0;
+  for (size_t i = 0; i < z.node_count(); ++i) {
+    const zone::Node& node = z.node(static_cast<uint32_t>(i));
+    for (const zone::RRset* set = z.RRsetsBegin(node); set != z.RRsetsEnd(node); ++set)
+      n += set->count;
+  }
+  return n;
+}
+
+// Presentation form of a wire name, appended (dns::NameToText's escapes, without a string
+// per name).
+void AppendName(std::string* out, const uint8_t* wire) {
+  if (*wire == 0) {
+    out->push_back('.');
+    return;
+  }
+  static const char kDigits[] = "0123456789";
+  while (*wire) {
+    uint8_t l = *wire;
+    for (uint8_t i = 1; i <= l; ++i) {
+      uint8_t c = wire[i];
+      if (c == '.' || c == '\\' || c == '"' || c == '(' || c == ')' || c == ';' || c == '@' ||
+          c == '$') {
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c <= 0x20 || c >= 0x7f) {
+        char esc[4] = {'\\', kDigits[c / 100], kDigits[c / 10 % 10], kDigits[c % 10]};
+        out->append(esc, 4);
+      } else {
+        out->push_back(static_cast<char>(c));
+      }
+    }
+    out->push_back('.');
+    wire += 1 + l;
+  }
+}
+
+void AppendNumber(std::string* out, uint32_t v) {
+  char buf[10];
+  int n = 0;
+  do {
+    buf[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  while (n > 0) out->push_back(buf[--n]);
+}
+
 }  // namespace
 
-absl::StatusOr<ZoneCopy> ZoneCopy::FromRecords(const std::string& zone, std::vector<dns::Record> records) {
-  ZoneCopy c;
-  c.zone_ = zone;
-  int soas = 0;
-  const auto* apex = reinterpret_cast<const uint8_t*>(zone.data());
-  for (size_t i = 0; i < records.size(); ++i) {
-    const dns::Record& r = records[i];
-    const auto* owner = reinterpret_cast<const uint8_t*>(r.owner.data());
-    if (!dns::IsSubdomain(owner, r.owner.size(), apex, zone.size()))
-      return absl::InvalidArgumentError(absl::StrCat("out-of-zone record ", Text(r.owner), " in ", Text(zone)));
-    if (r.type == dns::kTypeSOA) {
-      if (!dns::NameEqual(owner, apex)) return absl::InvalidArgumentError(absl::StrCat("SOA record at ", Text(r.owner), ", not at the apex"));
-      if (r.rdata.size() < 22) return absl::InvalidArgumentError("malformed SOA record");
-      ++soas;
-      c.soa_index_ = i;
-    }
+namespace {
+
+constexpr size_t kBatchBytes = size_t{256} << 10;
+constexpr size_t kMaxQueued = 8;  // batches handed over and not yet built: at most 2 MiB
+
+// One record appended to a batch, in RecordArena's layout.
+void Append(std::vector<uint8_t>* b, const uint8_t* owner, size_t owner_len, uint16_t type,
+            uint16_t rclass, uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
+  size_t at = b->size();
+  b->resize(at + 1 + owner_len + 10 + rdlen);
+  uint8_t* p = b->data() + at;
+  *p++ = static_cast<uint8_t>(owner_len);
+  std::memcpy(p, owner, owner_len);
+  p += owner_len;
+  std::memcpy(p, &type, 2);
+  std::memcpy(p + 2, &rclass, 2);
+  std::memcpy(p + 4, &ttl, 4);
+  std::memcpy(p + 8, &rdlen, 2);
+  std::memcpy(p + 10, rdata, rdlen);
+}
+
+}  // namespace
+
+CopyBuilder::CopyBuilder(const std::string& apex)
+    : apex_(apex), builder_(std::make_unique<zone::ZoneBuilder>(apex)) {}
+
+CopyBuilder::~CopyBuilder() {
+  if (!worker_.joinable()) return;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    full_.clear();  // a copy given up (a failed transfer): nothing more to build
+    done_ = true;
   }
-  if (soas != 1)
-    return absl::InvalidArgumentError(absl::StrCat(Text(zone), ": ", soas, " SOA records at the apex, not one"));
-  c.records_ = std::move(records);
-  c.serial_ = SerialOf(c.records_[c.soa_index_]);
+  cv_.notify_all();
+  worker_.join();
+}
+
+// The checks run here, on the caller's thread: reading a transfer leaves it time to spare,
+// the builder's thread has none.
+void CopyBuilder::Add(const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
+                      uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
+  if (!error_.empty()) return;
+  if (!NameInZone(owner, owner_len, apex_)) {
+    error_ = absl::StrCat("out-of-zone record ", Text(owner, owner_len), " in ", Text(apex_));
+    return;
+  }
+  if (type == dns::kTypeSOA) {
+    if (!dns::NameEqual(owner, U8(apex_))) {
+      error_ = absl::StrCat("SOA record at ", Text(owner, owner_len), ", not at the apex");
+      return;
+    }
+    if (rdlen < 22) {
+      error_ = "malformed SOA record";
+      return;
+    }
+    ++soas_;
+    serial_ = dns::Get32(rdata + rdlen - 20);
+  }
+  if (rclass != dns::kClassIn) return;  // only IN data is served
+  if (batch_.capacity() == 0) batch_.reserve(kBatchBytes + 1 + 255 + 10 + 65535);
+  Append(&batch_, owner, owner_len, type, rclass, ttl, rdata, rdlen);
+  if (batch_.size() >= kBatchBytes) HandOver();
+}
+
+void CopyBuilder::Add(const RecordArena::View& r) {
+  Add(r.owner, r.owner_len, r.type, r.rclass, r.ttl, r.rdata, r.rdlen);
+}
+
+void CopyBuilder::Add(const dns::Record& r) {
+  Add(U8(r.owner), r.owner.size(), r.type, r.rclass, r.ttl, U8(r.rdata),
+      static_cast<uint16_t>(r.rdata.size()));
+}
+
+void CopyBuilder::HandOver() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return full_.size() < kMaxQueued; });  // the builder is behind: wait
+  full_.push_back(std::move(batch_));
+  batch_.clear();
+  if (!empty_.empty()) {
+    batch_ = std::move(empty_.back());
+    empty_.pop_back();
+  }
+  if (!worker_.joinable()) worker_ = std::thread([this] { Work(); });
+  lock.unlock();
+  cv_.notify_all();
+}
+
+void CopyBuilder::Work() {
+  for (;;) {
+    Batch b;
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      cv_.wait(lock, [&] { return !full_.empty() || done_; });
+      if (full_.empty()) return;
+      b = std::move(full_.front());
+      full_.pop_front();
+    }
+    cv_.notify_all();
+    Consume(b);
+    b.clear();
+    std::lock_guard<std::mutex> lock(mu_);
+    empty_.push_back(std::move(b));
+  }
+}
+
+void CopyBuilder::Consume(const Batch& batch) {
+  const uint8_t* p = batch.data();
+  const uint8_t* end = p + batch.size();
+  while (p < end) {
+    uint8_t owner_len = p[0];
+    const uint8_t* owner = p + 1;
+    const uint8_t* h = owner + owner_len;
+    uint16_t type, rdlen;
+    uint32_t ttl;
+    std::memcpy(&type, h, 2);
+    std::memcpy(&ttl, h + 4, 4);
+    std::memcpy(&rdlen, h + 8, 2);
+    builder_->Add(owner, owner_len, type, ttl, h + 10, rdlen, {});
+    p = h + 10 + rdlen;
+  }
+}
+
+absl::StatusOr<ZoneCopy> CopyBuilder::Finish() {
+  if (!builder_) return absl::FailedPreconditionError("the copy was made already");
+  if (worker_.joinable()) {
+    if (!batch_.empty()) HandOver();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      done_ = true;
+    }
+    cv_.notify_all();
+    worker_.join();
+  } else {
+    Consume(batch_);
+  }
+  batch_ = Batch();
+  empty_.clear();
+  if (!error_.empty()) return absl::InvalidArgumentError(error_);
+  if (soas_ != 1)
+    return absl::InvalidArgumentError(
+        absl::StrCat(Text(apex_), ": ", soas_, " SOA records at the apex, not one"));
+  auto z = builder_->Build();
+  if (!z) {
+    std::string msg;
+    for (const auto& e : builder_->errors())
+      absl::StrAppend(&msg, msg.empty() ? "" : "; ", e.message);
+    return absl::InvalidArgumentError(absl::StrCat(Text(apex_), " serial ", serial_, ": ", msg));
+  }
+  builder_.reset();
+  return ZoneCopy::FromZone(std::move(z));
+}
+
+bool ZoneHas(const zone::Zone& z, const uint8_t* owner, size_t owner_len, uint16_t type,
+             const uint8_t* rdata, uint16_t rdlen, uint32_t* ttl) {
+  if (owner_len == 0 || owner_len > dns::kMaxNameLength) return false;
+  uint8_t lower[dns::kMaxNameLength];
+  std::memcpy(lower, owner, owner_len);
+  dns::LowerName(lower, owner_len);
+  uint32_t id = z.Find(lower, owner_len, zone::HashName(lower, owner_len));
+  if (id == zone::kNone) return false;
+  const zone::RRset* set = z.FindRRset(z.node(id), type);
+  if (set == nullptr) return false;
+  if (ttl) *ttl = set->ttl;
+  return RRsetHas(z, *set, rdata, rdlen);
+}
+
+bool RRsetHas(const zone::Zone& z, const zone::RRset& set, const uint8_t* rdata, uint16_t rdlen) {
+  bool names = dns::HasNames(set.type);
+  std::string want;
+  zone::Rdata rr = z.First(set);
+  for (uint16_t k = 0; k < set.count; ++k, rr = z.Next(rr)) {
+    if (rr.size == rdlen && std::memcmp(rr.data, rdata, rdlen) == 0) return true;
+    if (!names) continue;
+    // Names inside RDATA compare without case: a primary may spell them differently.
+    if (want.empty())
+      want =
+          dns::CanonicalRdata(set.type, std::string(reinterpret_cast<const char*>(rdata), rdlen));
+    if (dns::CanonicalRdata(set.type,
+                            std::string(reinterpret_cast<const char*>(rr.data), rr.size)) == want)
+      return true;
+  }
+  return false;
+}
+
+absl::StatusOr<ZoneCopy> ZoneCopy::FromRecords(const std::string& zone,
+                                               const std::vector<dns::Record>& records) {
+  CopyBuilder b(zone);
+  for (const dns::Record& r : records) b.Add(r);
+  return b.Finish();
+}
+
+absl::StatusOr<ZoneCopy> ZoneCopy::FromArena(const std::string& zone, const RecordArena& records) {
+  CopyBuilder b(zone);
+  for (RecordArena::View r : records)
+    b.Add(r.owner, r.owner_len, r.type, r.rclass, r.ttl, r.rdata, r.rdlen);
+  return b.Finish();
+}
+
+ZoneCopy ZoneCopy::FromZone(std::shared_ptr<const zone::Zone> built) {
+  ZoneCopy c;
+  const zone::Zone& z = *built;
+  zone::Rdata soa = z.First(z.soa());
+  c.soa_ = dns::Record{std::string(reinterpret_cast<const char*>(z.apex()), z.apex_len()),
+                       dns::kTypeSOA, dns::kClassIn, z.soa().ttl,
+                       std::string(reinterpret_cast<const char*>(soa.data), soa.size)};
+  c.serial_ = z.serial();
+  c.size_ = CountRecords(z);
+  c.zone_ = std::move(built);
   return c;
 }
 
+std::vector<dns::Record> ZoneCopy::records() const {
+  std::vector<dns::Record> out;
+  out.reserve(size_);
+  ForEachRecord(*zone_, [&](const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
+                            const uint8_t* rdata, uint16_t rdlen) {
+    out.push_back({std::string(reinterpret_cast<const char*>(owner), owner_len), type,
+                   dns::kClassIn, ttl, std::string(reinterpret_cast<const char*>(rdata), rdlen)});
+  });
+  return out;
+}
+
+// The differences become an overlay on this copy's zone (by record identity: present with
+// its record, or removed); the new zone is built from the records the overlay leaves alone
+// and the ones it holds. Only owners the differences touch are looked up in the overlay.
 absl::StatusOr<ZoneCopy> ZoneCopy::Apply(const std::vector<IxfrDiff>& diffs) const {
-  absl::flat_hash_map<std::string, dns::Record> set;
-  set.reserve(records_.size());
-  for (const auto& r : records_) set.emplace(dns::RecordKey(r), r);
+  struct Change {
+    bool present = false;
+    bool emitted = false;
+    dns::Record record;
+  };
+  absl::flat_hash_map<std::string, Change> overlay;
+  absl::flat_hash_set<std::string> owners;  // lower-case wire
+  const std::string apex(reinterpret_cast<const char*>(zone_->apex()), zone_->apex_len());
+  dns::Record soa = soa_;
   uint32_t serial = serial_;
   for (const IxfrDiff& d : diffs) {
     if (SerialOf(d.from_soa) != serial)
       return absl::InvalidArgumentError(absl::StrCat("IXFR difference from serial ", SerialOf(d.from_soa),
                                                      " does not follow serial ", serial));
-    set.erase(dns::RecordKey(d.from_soa));  // the old SOA is replaced by the difference's new one
+    if (dns::RecordKey(d.from_soa) != dns::RecordKey(soa))
+      return absl::InvalidArgumentError(
+          absl::StrCat("IXFR difference from serial ", serial,
+                       " starts from another SOA record than the copy's"));
     for (const auto& r : d.removed) {
       if (r.type == dns::kTypeSOA) continue;
-      if (set.erase(dns::RecordKey(r)) == 0)
+      std::string key = dns::RecordKey(r);
+      auto it = overlay.find(key);
+      bool exists = it != overlay.end()
+                        ? it->second.present
+                        : ZoneHas(*zone_, U8(r.owner), r.owner.size(), r.type, U8(r.rdata),
+                                  static_cast<uint16_t>(r.rdata.size()));
+      if (!exists)
         return absl::InvalidArgumentError(absl::StrCat("IXFR removes ", Text(r.owner), " ", dns::TypeToText(r.type),
                                                        " which the copy at serial ", serial, " does not hold"));
+      overlay[key] = Change{};
+      owners.insert(Lower(U8(r.owner), r.owner.size()));
     }
-    for (const auto& r : d.added)
-      if (r.type != dns::kTypeSOA) set.insert_or_assign(dns::RecordKey(r), r);
-    set.insert_or_assign(dns::RecordKey(d.to_soa), d.to_soa);
-    serial = SerialOf(d.to_soa);
+    for (const auto& r : d.added) {
+      if (r.type == dns::kTypeSOA) continue;
+      if (!dns::IsSubdomain(U8(r.owner), r.owner.size(), U8(apex), apex.size()))
+        return absl::InvalidArgumentError(
+            absl::StrCat("out-of-zone record ", Text(r.owner), " in ", Text(apex)));
+      overlay.insert_or_assign(dns::RecordKey(r), Change{true, false, r});
+      owners.insert(Lower(U8(r.owner), r.owner.size()));
+    }
+    soa = d.to_soa;
+    serial = SerialOf(soa);
   }
-  std::vector<dns::Record> records;
-  records.reserve(set.size());
-  for (auto& [k, r] : set) records.push_back(std::move(r));
-  return FromRecords(zone_, std::move(records));
+
+  CopyBuilder b(apex);
+  ForEachRecord(*zone_, [&](const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
+                            const uint8_t* rdata, uint16_t rdlen) {
+    if (type == dns::kTypeSOA) return;  // replaced by the last difference's
+    if (owners.contains(absl::string_view(reinterpret_cast<const char*>(owner), owner_len))) {
+      dns::Record r{std::string(reinterpret_cast<const char*>(owner), owner_len), type,
+                    dns::kClassIn, ttl, std::string(reinterpret_cast<const char*>(rdata), rdlen)};
+      if (overlay.contains(dns::RecordKey(r))) return;
+    }
+    b.Add(owner, owner_len, type, dns::kClassIn, ttl, rdata, rdlen);
+  });
+  // Added records in the order the differences brought them (the last version of each).
+  for (const IxfrDiff& d : diffs) {
+    for (const auto& r : d.added) {
+      if (r.type == dns::kTypeSOA) continue;
+      Change& c = overlay[dns::RecordKey(r)];
+      if (!c.present || c.emitted) continue;
+      c.emitted = true;
+      b.Add(U8(c.record.owner), c.record.owner.size(), c.record.type, c.record.rclass, c.record.ttl,
+            U8(c.record.rdata), static_cast<uint16_t>(c.record.rdata.size()));
+    }
+  }
+  b.Add(U8(soa.owner), soa.owner.size(), soa.type, soa.rclass, soa.ttl, U8(soa.rdata),
+        static_cast<uint16_t>(soa.rdata.size()));
+  return b.Finish();
 }
 
-absl::StatusOr<std::shared_ptr<const zone::Zone>> ZoneCopy::Build() const {
-  zone::ZoneBuilder builder(zone_);
-  for (const auto& r : records_) {
-    if (r.rclass != dns::kClassIn) continue;
-    builder.Add(reinterpret_cast<const uint8_t*>(r.owner.data()), r.owner.size(), r.type, r.ttl,
-                reinterpret_cast<const uint8_t*>(r.rdata.data()), static_cast<uint16_t>(r.rdata.size()), {});
+AtomicFile::~AtomicFile() {
+  if (fd_ >= 0) {
+    close(fd_);
+    unlink(tmp_.c_str());
   }
-  auto z = builder.Build();
-  if (!z) {
-    std::string msg;
-    for (const auto& e : builder.errors()) absl::StrAppend(&msg, msg.empty() ? "" : "; ", e.message);
-    return absl::InvalidArgumentError(absl::StrCat(Text(zone_), " serial ", serial_, ": ", msg));
-  }
-  return z;
 }
 
-absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+absl::Status AtomicFile::Open(const std::string& path) {
+  path_ = path;
+  tmp_ = absl::StrCat(path, ".tmp");
   std::filesystem::path p(path);
   std::error_code ec;
   std::filesystem::create_directories(p.parent_path(), ec);
   if (ec) return absl::InternalError(absl::StrCat(p.parent_path().string(), ": ", ec.message()));
-  std::string tmp = absl::StrCat(path, ".tmp");
-  int fd = open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
-  if (fd < 0) return absl::InternalError(absl::StrCat(tmp, ": ", strerror(errno)));
+  fd_ = open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0640);
+  if (fd_ < 0) return absl::InternalError(absl::StrCat(tmp_, ": ", strerror(errno)));
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Write(const char* data, size_t len) {
   size_t off = 0;
-  while (off < data.size()) {
-    ssize_t n = write(fd, data.data() + off, data.size() - off);
+  while (off < len) {
+    ssize_t n = write(fd_, data + off, len - off);
     if (n < 0 && errno == EINTR) continue;
-    if (n < 0) {
-      std::string why = strerror(errno);
-      close(fd);
-      return absl::InternalError(absl::StrCat(tmp, ": write: ", why));
-    }
+    if (n < 0) return absl::InternalError(absl::StrCat(tmp_, ": write: ", strerror(errno)));
     off += static_cast<size_t>(n);
   }
-  if (fsync(fd) != 0 || close(fd) != 0) return absl::InternalError(absl::StrCat(tmp, ": fsync: ", strerror(errno)));
-  if (rename(tmp.c_str(), path.c_str()) != 0) return absl::InternalError(absl::StrCat(path, ": rename: ", strerror(errno)));
-  int dir = open(p.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return absl::OkStatus();
+}
+
+absl::Status AtomicFile::Commit() {
+  int fd = fd_;
+  fd_ = -1;
+  if (fsync(fd) != 0) {
+    std::string why = strerror(errno);
+    close(fd);
+    unlink(tmp_.c_str());
+    return absl::InternalError(absl::StrCat(tmp_, ": fsync: ", why));
+  }
+  if (close(fd) != 0) return absl::InternalError(absl::StrCat(tmp_, ": close: ", strerror(errno)));
+  if (rename(tmp_.c_str(), path_.c_str()) != 0)
+    return absl::InternalError(absl::StrCat(path_, ": rename: ", strerror(errno)));
+  int dir =
+      open(std::filesystem::path(path_).parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir >= 0) {
     fsync(dir);
     close(dir);
@@ -130,30 +440,60 @@ absl::Status WriteFileAtomically(const std::string& path, const std::string& dat
   return absl::OkStatus();
 }
 
+absl::Status WriteFileAtomically(const std::string& path, const std::string& data) {
+  AtomicFile f;
+  if (auto s = f.Open(path); !s.ok()) return s;
+  if (auto s = f.Write(data.data(), data.size()); !s.ok()) return s;
+  return f.Commit();
+}
+
+// One line per record, "OWNER TTL IN TYPEn \# LEN HEX", written in 1 MiB pieces.
 absl::Status ZoneCopy::Save(const std::string& path) const {
-  std::string out = absl::StrCat("; ", Text(zone_), " serial ", serial_, ", saved by tandemd\n");
-  // The SOA first, so a reader sees the serial at once.
-  std::vector<const dns::Record*> order = {&records_[soa_index_]};
-  for (size_t i = 0; i < records_.size(); ++i)
-    if (i != soa_index_) order.push_back(&records_[i]);
-  char hex[3];
-  for (const dns::Record* r : order) {
-    if (r->rclass != dns::kClassIn) continue;  // only IN data is served
-    absl::StrAppend(&out, Text(r->owner), " ", r->ttl, " IN TYPE", r->type, " \\# ", r->rdata.size());
-    if (!r->rdata.empty()) out.push_back(' ');
-    for (unsigned char c : r->rdata) {
-      std::snprintf(hex, sizeof hex, "%02x", c);
-      out += hex;
+  AtomicFile f;
+  if (auto s = f.Open(path); !s.ok()) return s;
+  std::string out =
+      absl::StrCat("; ", zone_->name_text(), " serial ", serial_, ", saved by tandemd\n");
+  out.reserve(1 << 21);
+  static const char kHex[] = "0123456789abcdef";
+  absl::Status status;
+  // Records of one node come together: the owner's text is made once per node.
+  const uint8_t* last_owner = nullptr;
+  std::string owner_text;
+  ForEachRecord(*zone_, [&](const uint8_t* owner, size_t, uint16_t type, uint32_t ttl,
+                            const uint8_t* rdata, uint16_t rdlen) {
+    if (!status.ok()) return;
+    if (owner != last_owner) {
+      owner_text.clear();
+      AppendName(&owner_text, owner);
+      last_owner = owner;
+    }
+    out += owner_text;
+    out.push_back(' ');
+    AppendNumber(&out, ttl);
+    out += " IN TYPE";
+    AppendNumber(&out, type);
+    out += " \\# ";
+    AppendNumber(&out, rdlen);
+    if (rdlen) out.push_back(' ');
+    for (uint16_t i = 0; i < rdlen; ++i) {
+      out.push_back(kHex[rdata[i] >> 4]);
+      out.push_back(kHex[rdata[i] & 15]);
     }
     out.push_back('\n');
-  }
-  return WriteFileAtomically(path, out);
+    if (out.size() >= (1 << 20)) {
+      status = f.Write(out.data(), out.size());
+      out.clear();
+    }
+  });
+  if (!status.ok()) return status;
+  if (auto s = f.Write(out.data(), out.size()); !s.ok()) return s;
+  return f.Commit();
 }
 
 absl::StatusOr<ZoneCopy> ZoneCopy::Load(const std::string& zone, const std::string& path) {
-  auto records = ReadZoneRecords(Text(zone), path);
-  if (!records.ok()) return records.status();
-  return FromRecords(zone, std::move(*records));
+  auto loaded = LoadZoneFile(Text(zone), path);
+  if (!loaded.ok()) return loaded.status();
+  return FromZone(std::move(loaded->zone));
 }
 
 }  // namespace tandem::control

@@ -24,13 +24,20 @@ struct LoadState {
   std::vector<std::string> files;  // index = zone::Position::file
   std::vector<std::string> errors;
 
+  // libzscanner keeps the current file's name in one buffer for as long as it reads that
+  // file: the last answer is remembered by that pointer, so a record costs no lookup.
+  const char* last_name = nullptr;
+  uint32_t last_index = 0;
+
   uint32_t FileIndex(const char* name) {
     if (name == nullptr) return 0;  // text input: the caller's name for it
-    std::string n = name;
+    if (name == last_name && last_index < files.size() && files[last_index] == name)
+      return last_index;
+    last_name = name;
     for (uint32_t i = 0; i < files.size(); ++i)
-      if (files[i] == n) return i;
-    files.push_back(n);
-    return static_cast<uint32_t>(files.size() - 1);
+      if (files[i] == name) return last_index = i;
+    files.push_back(name);
+    return last_index = static_cast<uint32_t>(files.size() - 1);
   }
   std::string Where(const zone::Position& p) const {
     return p.line ? absl::StrCat(files[p.file], ":", p.line) : files[p.file];

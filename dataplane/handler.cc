@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "dataplane/burst.h"
 #include "dataplane/dns/message.h"
 #include "dataplane/zone/pools.h"
 #include "dataplane/zone/snapshot.h"
@@ -182,22 +183,22 @@ void AnswerFromPool(const zone::Pool& pool, const zone::PoolSet::Binding& b, con
 
 // Resolves the question inside `z`, following CNAME and DNAME links within the zone.
 // Pooled names answer A and AAAA from their pool; their other types come from the zone
-// (NODATA where the zone has no such name).
-Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
-                const zone::PoolSet* pools, WorkerCounters& counters) {
+// (NODATA where the zone has no such name). `qname` is the question's name, prepared.
+Outcome Resolve(const Zone& z, const dns::Query& q, const LookupName& qname, Response& r,
+                int max_chain, const zone::PoolSet* pools, WorkerCounters& counters) {
   Outcome out;
-  LookupName name;
-  name.Set(q.qname.data, q.qname.length);
+  const LookupName* name = &qname;
+  LookupName chained;  // the names links lead to
   // The current name as written in answers: the question (its exact case) first.
   const uint8_t* owner = q.qname.data;
   uint8_t synth[2][dns::kMaxNameLength];
   for (int step = 0;; ++step) {
-    const zone::PoolSet::Binding* pooled = pools ? pools->Find(name) : nullptr;
+    const zone::PoolSet::Binding* pooled = pools ? pools->Find(*name) : nullptr;
     if (pooled && (q.qtype == dns::kTypeA || q.qtype == dns::kTypeAAAA)) {
       AnswerFromPool(pools->pools()[pooled->pool], *pooled, owner, q.qtype, r, counters);
       return out;
     }
-    Found f = Lookup(z, name, q.qtype);
+    Found f = Lookup(z, *name, q.qtype);
     const Node& n = z.node(f.node);
     const uint8_t* next = nullptr;
     size_t next_len = 0;
@@ -218,7 +219,7 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
         zone::Rdata target = z.First(*dname);
         r.PutSet(kAnswer, z.NodeName(n), *dname);
         uint8_t* buf = synth[step & 1];
-        if (!Substitute(name, f.dname_suffix, owner, target.data, buf, &next_len)) {
+        if (!Substitute(*name, f.dname_suffix, owner, target.data, buf, &next_len)) {
           out.rcode = dns::kYxDomain;
           return out;
         }
@@ -230,7 +231,8 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
       }
       case Match::kExact: {
         const RRset* cname = (n.flags & zone::kHasCname) ? z.FindRRset(n, dns::kTypeCNAME) : nullptr;
-        if (cname && q.qtype != dns::kTypeCNAME) {
+        // ANY matches the CNAME itself: no restart at its target (RFC 1034 4.3.2 step 3a).
+        if (cname && q.qtype != dns::kTypeCNAME && q.qtype != dns::kTypeANY) {
           r.PutSet(kAnswer, owner, *cname);
           zone::Rdata target = z.First(*cname);
           next = target.data;
@@ -241,6 +243,7 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
           // RFC 8482: one RRset is enough; the first one stored at the name.
           if (n.rrset_count > 0) {
             r.PutSet(kAnswer, owner, *z.RRsetsBegin(n));
+            r.WantAdditional(*z.RRsetsBegin(n));  // an MX, SRV or NS set brings its addresses
             return out;
           }
           r.PutSoa(kAuthority);
@@ -259,7 +262,8 @@ Outcome Resolve(const Zone& z, const dns::Query& q, Response& r, int max_chain,
     if (step + 1 >= max_chain || !dns::IsSubdomain(next, next_len, z.apex(), z.apex_len()))
       return out;
     owner = next;
-    name.Set(next, next_len);
+    chained.Set(next, next_len);
+    name = &chained;
   }
 }
 
@@ -282,13 +286,60 @@ size_t HeaderOnly(const uint8_t* query, uint8_t* out, uint8_t rcode) {
   return dns::kHeaderSize;
 }
 
+// RFC 6891 6.1.1: an OPT record belongs in the additional section; Knot DNS and NSD answer
+// FORMERR to one in the answer or authority section. ParseQuery has checked that those
+// records are well formed; a query has none (a NOTIFY may carry an SOA).
+bool OptOutsideAdditional(const uint8_t* msg, size_t len, const dns::Query& q) {
+  uint32_t records = uint32_t{dns::header::Ancount(msg)} + dns::header::Nscount(msg);
+  size_t pos = q.question_end;
+  for (uint32_t i = 0; i < records; ++i) {
+    size_t next;
+    uint16_t type;
+    if (!dns::SkipRecord(msg, len, pos, &next, &type)) return false;
+    if (type == dns::kTypeOPT) return true;
+    pos = next;
+  }
+  return false;
+}
+
+// CHAOS TXT identity questions, answered as Knot DNS and NSD answer them: one TXT record
+// of class CH with TTL 0, AA clear. A string not configured is not told: REFUSED, as for
+// any other CHAOS question (and as both answer with theirs hidden). Returns the rcode.
+uint8_t AnswerChaos(const dns::Query& q, const HandlerOptions& o, MessageWriter& w,
+                    uint16_t* answers, bool* tc) {
+  static constexpr uint8_t kIdServer[] = "\x02" "id" "\x06" "server";
+  static constexpr uint8_t kHostnameBind[] = "\x08" "hostname" "\x04" "bind";
+  static constexpr uint8_t kVersionBind[] = "\x07" "version" "\x04" "bind";
+  static constexpr uint8_t kVersionServer[] = "\x07" "version" "\x06" "server";
+  if (q.qtype != dns::kTypeTXT) return dns::kRefused;
+  const uint8_t* name = q.qname.data;
+  const std::string* text = nullptr;
+  if (dns::NameEqual(name, kIdServer) || dns::NameEqual(name, kHostnameBind)) text = &o.identity;
+  if (dns::NameEqual(name, kVersionBind) || dns::NameEqual(name, kVersionServer)) text = &o.version;
+  if (text == nullptr || text->empty()) return dns::kRefused;
+  uint8_t rdata[256];
+  size_t n = std::min<size_t>(text->size(), 255);  // one character-string
+  rdata[0] = static_cast<uint8_t>(n);
+  std::memcpy(rdata + 1, text->data(), n);
+  if (!w.WriteRecord(name, dns::kTypeTXT, 0, rdata, static_cast<uint16_t>(n + 1))) {
+    *tc = true;  // only with a TSIG reserve over UDP
+    return dns::kNoError;
+  }
+  // The writer writes class IN; the class field sits before TTL (4), RDLENGTH (2), RDATA.
+  dns::Put16(w.data() + w.size() - (n + 1) - 8, dns::kClassCh);
+  *answers = 1;
+  return dns::kNoError;
+}
+
 }  // namespace
 
 size_t QueryHandler::Answer(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
                             uint8_t* out, size_t out_cap, Transport transport,
                             WorkerCounters& counters, const sockaddr* client) const {
   ++counters.queries[static_cast<int>(transport)];
-  return AnswerImpl(snapshot, query, query_len, out, out_cap, transport, counters, client, 0);
+  PreparedQuery prepared;
+  PrepareQuery(snapshot, query, query_len, &prepared);
+  return AnswerImpl(snapshot, prepared, query, query_len, out, out_cap, transport, counters, client, 0);
 }
 
 // A signed request: verified on a private copy (the answer may overwrite the request in
@@ -328,19 +379,22 @@ size_t QueryHandler::AnswerSigned(const zone::Snapshot* snapshot, const uint8_t*
     std::memset(out + 6, 0, 6);
     n = q.question_end;
   } else {
-    n = AnswerImpl(snapshot, copy, v.length, out, limit, transport, counters, client, kTsigReserve);
+    PreparedQuery prepared;
+    PrepareQuery(snapshot, copy, v.length, &prepared);
+    n = AnswerImpl(snapshot, prepared, copy, v.length, out, limit, transport, counters, client,
+                   kTsigReserve);
     if (n == 0) return 0;
   }
   size_t signed_len = options_.tsig->Sign(v, out, n, limit);
   return signed_len != 0 ? signed_len : n;
 }
 
-size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* query,
-                                size_t query_len, uint8_t* out, size_t out_cap,
-                                Transport transport, WorkerCounters& counters,
+size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const PreparedQuery& prepared,
+                                const uint8_t* query, size_t query_len, uint8_t* out,
+                                size_t out_cap, Transport transport, WorkerCounters& counters,
                                 const sockaddr* client, size_t reserve) const {
-  dns::Query q;
-  dns::QueryVerdict verdict = dns::ParseQuery(query, query_len, &q);
+  const dns::Query& q = prepared.q;
+  dns::QueryVerdict verdict = prepared.verdict;
   if (verdict == dns::QueryVerdict::kDrop || out_cap < 512) {
     ++counters.dropped;
     return 0;
@@ -350,6 +404,8 @@ size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* q
     return HeaderOnly(query, out, dns::kFormErr);
   }
   if (q.has_tsig) return AnswerSigned(snapshot, query, query_len, out, out_cap, transport, counters, client);
+  if (verdict != dns::QueryVerdict::kFormErr && OptOutsideAdditional(query, query_len, q))
+    verdict = dns::QueryVerdict::kFormErr;
   if (out != query) std::memcpy(out, query, q.question_end);
   size_t limit = transport == Transport::kTcp ? std::min<size_t>(out_cap, dns::kMaxMessageSize)
                                               : UdpLimit(q, options_, out_cap);
@@ -374,24 +430,29 @@ size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* q
     aa = rcode == dns::kNoError;
   } else if (opcode != dns::kOpQuery) {
     rcode = dns::kNotImp;
+  } else if (q.qclass == dns::kClassCh) {
+    rcode = AnswerChaos(q, options_, w, &counts[kAnswer], &tc);
   } else if (q.qclass != dns::kClassIn && q.qclass != dns::kClassAny) {
     rcode = dns::kRefused;
   } else if (q.qtype == dns::kTypeAXFR || q.qtype == dns::kTypeIXFR) {
-    // Transfers go over TCP only, and only to allowed clients (none here yet).
-    rcode = transport == Transport::kUdp ? dns::kNotImp : dns::kRefused;
+    // Transfers are served over TCP (the TCP port hands them to the transfer server).
+    // AXFR is TCP only (NOTIMP over UDP, as Knot DNS and NSD answer). IXFR may use UDP
+    // (RFC 1995 2), but tandem serves it over TCP only: REFUSED, as NSD answers, sends a
+    // client there.
+    bool axfr_over_udp = transport == Transport::kUdp && q.qtype == dns::kTypeAXFR;
+    rcode = axfr_over_udp ? dns::kNotImp : dns::kRefused;
   } else if (q.qtype == 0) {
     rcode = dns::kNotImp;  // reserved type, as Knot DNS answers it
   } else {
-    LookupName lname;
-    lname.Set(q.qname.data, q.qname.length);
-    const Zone* z = snapshot ? snapshot->FindZone(lname) : nullptr;
+    const Zone* z = prepared.zone;
     if (z == nullptr) {
       rcode = dns::kRefused;
     } else if (z->servfail()) {
       rcode = dns::kServFail;  // a pulled zone without a valid copy
     } else {
       Response r(w, *z);
-      Outcome o = Resolve(*z, q, r, options_.max_cname_chain, snapshot->pools(), counters);
+      Outcome o = Resolve(*z, q, prepared.name, r, options_.max_cname_chain, snapshot->pools(),
+                          counters);
       r.PutAdditional();
       rcode = o.rcode;
       aa = o.aa;

@@ -6,6 +6,7 @@
 #include <cstddef>
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 
 #include "dataplane/counters.h"
@@ -60,7 +61,28 @@ struct HandlerOptions {
   NotifySink* notify = nullptr;     // NOTIFY is answered NOTIMP without one
   TransferSink* transfer = nullptr; // AXFR/IXFR are answered REFUSED over TCP without one
   TsigSink* tsig = nullptr;         // signed requests are answered NOTAUTH without one
+  // Answers to CHAOS TXT questions (as Knot DNS and NSD give them): `identity` for id.server
+  // and hostname.bind, `version` for version.bind and version.server. Empty: not told
+  // (REFUSED, as for every other CHAOS question). At most 255 octets each.
+  std::string identity;
+  std::string version;
 };
+
+// One request of a burst and where its response goes. `out` may be `query` (answered in
+// place, as the poll-mode path does inside the receive buffer); it must not overlap any
+// other exchange of the burst.
+struct Exchange {
+  const uint8_t* query = nullptr;
+  uint32_t query_len = 0;
+  uint8_t* out = nullptr;
+  uint32_t out_cap = 0;
+  Transport transport = Transport::kUdp;
+  const sockaddr* client = nullptr;  // may be null; for NOTIFY access checks
+  uint32_t response_len = 0;         // set by AnswerBurst: 0 when nothing is to be sent
+};
+
+// The parsed request shared by the handler's stages (dataplane/burst.h).
+struct PreparedQuery;
 
 class QueryHandler {
  public:
@@ -74,6 +96,14 @@ class QueryHandler {
                 uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
                 const sockaddr* client = nullptr) const;
 
+  // Answers a burst (a port's receive burst; any size, taken 32 at a time): each response
+  // is the one Answer gives for the same request, in `response_len`. Parses every request
+  // first and warms the cache with each one's index slot, node and RDATA before answering
+  // any, so that the memory latencies of a burst overlap instead of adding up.
+  void AnswerBurst(const zone::Snapshot* snapshot, std::span<Exchange> burst,
+                   WorkerCounters& counters) const;
+  static constexpr size_t kBurstStage = 32;  // requests prepared together
+
   const HandlerOptions& options() const { return options_; }
   // Set before any port starts; the sink must outlive the ports.
   void set_notify_sink(NotifySink* sink) { options_.notify = sink; }
@@ -81,10 +111,12 @@ class QueryHandler {
   void set_tsig_sink(TsigSink* sink) { options_.tsig = sink; }
 
  private:
-  // `reserve`: bytes kept free at the end for a TSIG record.
-  size_t AnswerImpl(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
-                    uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
-                    const sockaddr* client, size_t reserve) const;
+  // `prepared` is `query` parsed (PrepareQuery); `reserve`: bytes kept free at the end for
+  // a TSIG record.
+  size_t AnswerImpl(const zone::Snapshot* snapshot, const PreparedQuery& prepared,
+                    const uint8_t* query, size_t query_len, uint8_t* out, size_t out_cap,
+                    Transport transport, WorkerCounters& counters, const sockaddr* client,
+                    size_t reserve) const;
   size_t AnswerSigned(const zone::Snapshot* snapshot, const uint8_t* query, size_t query_len,
                       uint8_t* out, size_t out_cap, Transport transport, WorkerCounters& counters,
                       const sockaddr* client) const;

@@ -35,6 +35,7 @@ constexpr int kWaitMs = 100;             // receive and epoll timeout: how soon 
 constexpr size_t kTcpFrame = 2 + 65535;  // length prefix + the largest message
 constexpr size_t kMinUdpBuffer = 4096;   // queries up to this size are read whole
 constexpr size_t kControlSpace = CMSG_SPACE(sizeof(in6_pktinfo));
+constexpr int kUdpReceiveBuffer = 4 << 20;  // bytes per UDP worker socket
 constexpr int kBindAttempts = 16;  // port 0: tries for a port free for TCP and UDP
 constexpr int kReadsPerEvent = 8;  // so one busy connection cannot starve the others
 constexpr uint64_t kListenerTag = 1ull << 63;
@@ -132,6 +133,11 @@ absl::StatusOr<Fd> BindUdp(const Endpoint& ep, bool wildcard, const std::string&
   timeval wait{0, kWaitMs * 1000};
   if (setsockopt(s, SOL_SOCKET, SO_RCVTIMEO, &wait, sizeof wait) < 0)
     return Errno(where, "SO_RCVTIMEO");
+  // A burst of queries waits in the receive buffer while the worker answers the previous
+  // one: ask for more than the kernel default (212 KB). Past net.core.rmem_max only root
+  // gets it (SO_RCVBUFFORCE); otherwise the default stays, which is not an error.
+  if (SetInt(s, SOL_SOCKET, SO_RCVBUFFORCE, kUdpReceiveBuffer) < 0)
+    SetInt(s, SOL_SOCKET, SO_RCVBUF, kUdpReceiveBuffer);
   if (wildcard && ep.family() == AF_INET && SetInt(s, IPPROTO_IP, IP_PKTINFO, 1) < 0)
     return Errno(where, "IP_PKTINFO");
   if (wildcard && ep.family() == AF_INET6 && SetInt(s, IPPROTO_IPV6, IPV6_RECVPKTINFO, 1) < 0)
@@ -604,6 +610,17 @@ void TcpLoop::AnswerFrames(TcpConnection& c) {
       break;
     }
     if (c.in_len - pos - 2 < len) break;
+    if (len == dns::kHeaderSize && dns::header::Qdcount(frame + 2) != 0) {
+      // A header announcing a question it does not carry: on a stream that says the
+      // framing is lost rather than that a query is malformed. Knot DNS and NSD close the
+      // connection; so does tandem, once the answers before it are sent.
+      ++counters_.queries[static_cast<int>(Transport::kTcp)];
+      ++counters_.dropped;
+      ++counters_.rx_packets;
+      c.eof = true;
+      c.in_len = pos;  // drops the rest
+      break;
+    }
     if (2 * kTcpFrame - c.out_end < kTcpFrame) {  // make room at the end
       std::memmove(c.out.get(), c.out.get() + c.out_begin, c.pending());
       c.out_end -= c.out_begin;

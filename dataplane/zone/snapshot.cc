@@ -1,12 +1,43 @@
 // Snapshot lookups: name hashing and the open-addressing indexes.
 #include "dataplane/zone/snapshot.h"
 
+#include <sys/mman.h>
+
+#include <algorithm>
+#include <bit>
+#include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "dataplane/dns/wire.h"
 
 namespace tandem::zone {
 namespace {
+
+constexpr size_t kHugePage = 2 << 20;
+
+inline uint64_t Load64(const uint8_t* p) {
+  uint64_t v;
+  std::memcpy(&v, p, 8);
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  return v;
+}
+
+inline void Store64(uint8_t* p, uint64_t v) {
+  if constexpr (std::endian::native == std::endian::big) v = __builtin_bswap64(v);
+  std::memcpy(p, &v, 8);
+}
+
+// ASCII A-Z to a-z in eight octets at once; other octets (label lengths are at most 63,
+// below 'A') are left alone.
+inline uint64_t LowerWord(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  uint64_t heptets = x & (0x7f * kOnes);
+  uint64_t at_least_a = heptets + (0x80 - 'A') * kOnes;  // top bit set where >= 'A'
+  uint64_t above_z = heptets + (0x80 - 'Z' - 1) * kOnes;  // top bit set where > 'Z'
+  uint64_t upper = at_least_a & ~above_z & ~x & (0x80 * kOnes);
+  return x | (upper >> 2);
+}
 
 inline uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
@@ -17,27 +48,35 @@ inline uint64_t Mix(uint64_t h) {
   return h;
 }
 
+inline uint64_t Step(uint64_t h, uint64_t word) {
+  h = (h ^ word) * 0x9e3779b97f4a7c15ULL;
+  return h ^ (h >> 29);
+}
+
 // Label hashing runs from the root towards the first label, so the hashes of all
-// suffixes of a name come out of one pass (SuffixHashes).
+// suffixes of a name come out of one pass. A label (its length octet and its octets) is
+// taken eight octets at a time; the last load reads up to seven octets past the label,
+// so names are hashed in buffers with kPad spare octets, and those octets are masked off.
+constexpr size_t kPad = 8;
+
 inline uint64_t AddLabel(uint64_t h, const uint8_t* label) {
-  uint8_t len = label[0];
-  h = (h ^ len) * 0x100000001b3ULL;
-  for (uint8_t i = 1; i <= len; ++i) h = (h ^ label[i]) * 0x100000001b3ULL;
-  return h;
+  size_t n = label[0] + 1u;
+  for (; n > 8; n -= 8, label += 8) h = Step(h, Load64(label));
+  return Step(h, Load64(label) & (~0ULL >> (64 - 8 * n)));
 }
 
 constexpr uint64_t kSeed = 0xcbf29ce484222325ULL;
 
-}  // namespace
-
-uint64_t HashName(const uint8_t* name, size_t len) {
-  uint8_t offsets[128];
+// Suffix offsets of a wire name held in a padded buffer; returns the label count.
+int LabelOffsets(const uint8_t* name, size_t len, uint8_t* offsets) {
   int labels = 0;
-  for (size_t pos = 0; pos < len && name[pos] != 0; pos += 1 + name[pos])
+  size_t pos = 0;
+  while (pos < len && name[pos] != 0 && pos + 1u + name[pos] < len) {
     offsets[labels++] = static_cast<uint8_t>(pos);
-  uint64_t h = kSeed;
-  for (int i = labels - 1; i >= 0; --i) h = AddLabel(h, name + offsets[i]);
-  return Mix(h);
+    pos += 1 + name[pos];
+  }
+  offsets[labels] = static_cast<uint8_t>(pos);
+  return labels;
 }
 
 void SuffixHashes(const uint8_t* name, const uint8_t* offsets, int labels, uint64_t* out) {
@@ -49,6 +88,44 @@ void SuffixHashes(const uint8_t* name, const uint8_t* offsets, int labels, uint6
   }
 }
 
+}  // namespace
+
+void* AllocateArray(size_t bytes) {
+  if (bytes < kHugePage) {
+    void* p = std::malloc(bytes ? bytes : 1);
+    if (p == nullptr) throw std::bad_alloc();
+    return p;
+  }
+  size_t rounded = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+  void* p = std::aligned_alloc(kHugePage, rounded);
+  if (p == nullptr) throw std::bad_alloc();
+  // Whole huge pages only: a partly used one at the end would hold up to 2 MiB for nothing.
+  // A hint: without huge pages the array works all the same.
+  madvise(p, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);
+  return p;
+}
+
+void FreeArray(void* p) { std::free(p); }
+
+uint64_t HashName(const uint8_t* name, size_t len) {
+  uint8_t buf[dns::kMaxNameLength + kPad] = {};
+  len = std::min(len, dns::kMaxNameLength);
+  std::memcpy(buf, name, len);
+  uint8_t offsets[dns::kMaxLabels + 1];
+  int labels = LabelOffsets(buf, len, offsets);
+  uint64_t h = kSeed;
+  for (int i = labels - 1; i >= 0; --i) h = AddLabel(h, buf + offsets[i]);
+  return Mix(h);
+}
+
+uint32_t Zone::Candidate(uint64_t hash) const {
+  uint32_t tag = static_cast<uint32_t>(hash >> 32);
+  for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
+    const Slot& s = slots_[i];
+    if (s.node == kNone || s.hash == tag) return s.node;
+  }
+}
+
 uint32_t Zone::Find(const uint8_t* lower_name, size_t len, uint64_t hash) const {
   uint32_t tag = static_cast<uint32_t>(hash >> 32);
   for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
@@ -56,7 +133,7 @@ uint32_t Zone::Find(const uint8_t* lower_name, size_t len, uint64_t hash) const 
     if (s.node == kNone) return kNone;
     if (s.hash == tag) {
       const Node& n = nodes_[s.node];
-      if (n.name_len == len && std::memcmp(names_.data() + n.name, lower_name, len) == 0)
+      if (n.name_len == len && std::memcmp(NodeName(n), lower_name, len) == 0)
         return s.node;
     }
   }
@@ -69,18 +146,71 @@ const RRset* Zone::FindRRset(const Node& n, uint16_t type) const {
 }
 
 Rdata Zone::First(const RRset& set) const {
-  const uint8_t* p = rdata_.data() + set.rdata;
+  const uint8_t* p = (packed() ? packed_.data() : rdata_.data()) + set.rdata;
   return {p + 2, static_cast<uint16_t>(p[0] << 8 | p[1])};
 }
 
 size_t Zone::MemoryBytes() const {
   return sizeof(*this) + nodes_.capacity() * sizeof(Node) + rrsets_.capacity() * sizeof(RRset) +
-         names_.capacity() + rdata_.capacity() + additional_.capacity() * sizeof(uint32_t) +
+         names_.capacity() + rdata_.capacity() + additional_.capacity() * sizeof(uint32_t) + packed_.capacity() +
          slots_.capacity() * sizeof(Slot);
+}
+
+namespace {
+
+// Octets of an RRset's RDATA records, (length, bytes) each.
+size_t RdataBytes(const uint8_t* p, uint16_t count) {
+  const uint8_t* start = p;
+  for (uint16_t k = 0; k < count; ++k) p += 2 + (p[0] << 8 | p[1]);
+  return static_cast<size_t>(p - start);
+}
+
+constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
+
+}  // namespace
+
+void Zone::Pack() {
+  if (packed()) return;
+  size_t total = 0;
+  for (const Node& n : nodes_) {
+    total = AlignUp(total, alignof(RRset)) + n.rrset_count * sizeof(RRset) + n.name_len;
+    for (uint32_t k = 0; k < n.rrset_count; ++k) {
+      const RRset& set = rrsets_[n.rrsets + k];
+      total += RdataBytes(rdata_.data() + set.rdata, set.count);
+    }
+  }
+  total += 2;  // a zero length past the last RRset, as in rdata_ (Next past the end reads it)
+  if (total > UINT32_MAX) return;  // offsets are 32 bits: such a zone stays as built
+  packed_.assign(total, 0);
+  const uint32_t soa_index = soa_rrset_;
+  uint8_t* arena = packed_.data();
+  size_t pos = 0;
+  for (Node& n : nodes_) {
+    pos = AlignUp(pos, alignof(RRset));
+    size_t sets = pos;
+    pos += n.rrset_count * sizeof(RRset);
+    std::memcpy(arena + pos, names_.data() + n.name, n.name_len);
+    n.name = static_cast<uint32_t>(pos);
+    pos += n.name_len;
+    for (uint32_t k = 0; k < n.rrset_count; ++k) {
+      RRset set = rrsets_[n.rrsets + k];
+      size_t bytes = RdataBytes(rdata_.data() + set.rdata, set.count);
+      std::memcpy(arena + pos, rdata_.data() + set.rdata, bytes);
+      set.rdata = static_cast<uint32_t>(pos);
+      pos += bytes;
+      if (n.rrsets + k == soa_index) soa_rrset_ = static_cast<uint32_t>(sets + k * sizeof(RRset));
+      new (arena + sets + k * sizeof(RRset)) RRset(set);
+    }
+    n.rrsets = static_cast<uint32_t>(sets);
+  }
+  Array<RRset>().swap(rrsets_);
+  Array<uint8_t>().swap(names_);
+  Array<uint8_t>().swap(rdata_);
 }
 
 Snapshot::Snapshot(std::vector<std::shared_ptr<const Zone>> zones, std::shared_ptr<const PoolSet> pools)
     : zones_(std::move(zones)), pools_(std::move(pools)) {
+  for (const auto& z : zones_) max_apex_labels_ = std::max(max_apex_labels_, z->apex_labels());
   size_t cap = 4;
   while (cap < zones_.size() * 2) cap <<= 1;
   slots_.assign(cap, kNone);
@@ -97,7 +227,7 @@ Snapshot::Snapshot(std::vector<std::shared_ptr<const Zone>> zones, std::shared_p
 
 const Zone* Snapshot::FindZone(const LookupName& name) const {
   // Longest suffix first: the deepest enclosing zone wins.
-  for (int l = 0; l <= name.labels; ++l) {
+  for (int l = std::max(0, name.labels - max_apex_labels_); l <= name.labels; ++l) {
     uint64_t h = name.hashes[l];
     for (uint64_t i = h & mask_; slots_[i] != kNone; i = (i + 1) & mask_) {
       if (slot_hash_[i] != h) continue;
@@ -111,18 +241,17 @@ const Zone* Snapshot::FindZone(const LookupName& name) const {
 }
 
 void LookupName::Set(const uint8_t* wire, size_t wire_len) {
+  static_assert(sizeof(data) >= dns::kMaxNameLength + kPad);
   len = static_cast<uint8_t>(wire_len);
-  labels = 0;
-  size_t pos = 0;
-  while (wire[pos] != 0) {
-    uint8_t l = wire[pos];
-    offsets[labels++] = static_cast<uint8_t>(pos);
-    data[pos] = l;
-    for (uint8_t i = 1; i <= l; ++i) data[pos + i] = dns::AsciiLower(wire[pos + i]);
-    pos += 1 + l;
+  // Copied and lower-cased eight octets at a time; the last eight overlap the ones before.
+  if (wire_len >= 8) {
+    for (size_t i = 0; i + 8 <= wire_len; i += 8) Store64(data + i, LowerWord(Load64(wire + i)));
+    Store64(data + wire_len - 8, LowerWord(Load64(wire + wire_len - 8)));
+  } else {
+    for (size_t i = 0; i < wire_len; ++i) data[i] = dns::AsciiLower(wire[i]);
   }
-  data[pos] = 0;
-  offsets[labels] = static_cast<uint8_t>(pos);
+  Store64(data + wire_len, 0);  // what the word loads of hashing read past the name
+  labels = static_cast<uint8_t>(LabelOffsets(data, wire_len, offsets));
   SuffixHashes(data, offsets, labels, hashes);
 }
 

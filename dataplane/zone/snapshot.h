@@ -1,6 +1,7 @@
 // The immutable snapshot the data plane answers from: every served zone, its names in
-// one flat open-addressing index, RRsets with their RDATA in wire form in one arena, and
-// the additional-section targets of NS/MX/SRV resolved to nodes when the zone is built.
+// one flat open-addressing index, each node's RRsets, name and RDATA (wire form) side by
+// side in one arena, and the additional-section targets of NS/MX/SRV resolved to nodes
+// when the zone is built.
 // Built once (see builder.h), never changed; lookups allocate nothing.
 #pragma once
 
@@ -14,6 +15,27 @@ namespace tandem::zone {
 
 inline constexpr uint32_t kNone = 0xffffffff;
 
+// Allocates large arrays on transparent huge pages where the kernel offers them: a lookup
+// in a zone of millions of names touches a few random cache lines, and with 4 KiB pages
+// each of them would also miss the TLB. Small arrays come from the ordinary heap.
+void* AllocateArray(size_t bytes);
+void FreeArray(void* p);
+
+template <typename T>
+struct ArrayAllocator {
+  using value_type = T;
+  ArrayAllocator() = default;
+  template <typename U>
+  ArrayAllocator(const ArrayAllocator<U>&) {}
+  T* allocate(size_t n) { return static_cast<T*>(AllocateArray(n * sizeof(T))); }
+  void deallocate(T* p, size_t) { FreeArray(p); }
+  template <typename U>
+  bool operator==(const ArrayAllocator<U>&) const { return true; }
+};
+
+template <typename T>
+using Array = std::vector<T, ArrayAllocator<T>>;
+
 enum NodeFlags : uint16_t {
   kApex = 1 << 0,
   kDelegation = 1 << 1,     // NS below the apex: a zone cut
@@ -26,16 +48,16 @@ struct RRset {
   uint16_t type;
   uint16_t count;       // records
   uint32_t ttl;
-  uint32_t rdata;       // offset in the RDATA arena: `count` x (u16 length, bytes)
+  uint32_t rdata;       // where its RDATA starts (Zone::First): `count` x (u16 length, bytes)
   uint32_t additional;  // offset in additional_: `count` node indexes (kNone: none), or kNone
 };
 
 struct Node {
-  uint32_t name;        // offset in the name arena: lower-case wire form
+  uint32_t name;        // where its name starts (Zone::NodeName): lower-case wire form
   uint8_t name_len;
   uint8_t labels;
   uint16_t flags;
-  uint32_t rrsets;      // first index in rrsets_
+  uint32_t rrsets;      // where its RRsets start (Zone::RRsetsBegin)
   uint32_t rrset_count;
 };
 
@@ -47,7 +69,7 @@ struct Rdata {
 
 class Zone {
  public:
-  const uint8_t* apex() const { return names_.data(); }
+  const uint8_t* apex() const { return NodeName(nodes_[0]); }
   size_t apex_len() const { return nodes_[0].name_len; }
   int apex_labels() const { return nodes_[0].labels; }
   const std::string& name_text() const { return name_text_; }
@@ -60,10 +82,12 @@ class Zone {
 
   const Node& node(uint32_t i) const { return nodes_[i]; }
   size_t node_count() const { return nodes_.size(); }
-  const uint8_t* NodeName(const Node& n) const { return names_.data() + n.name; }
+  const uint8_t* NodeName(const Node& n) const { return (packed() ? packed_.data() : names_.data()) + n.name; }
   const RRset* FindRRset(const Node& n, uint16_t type) const;
-  const RRset* RRsetsBegin(const Node& n) const { return rrsets_.data() + n.rrsets; }
-  const RRset* RRsetsEnd(const Node& n) const { return rrsets_.data() + n.rrsets + n.rrset_count; }
+  const RRset* RRsetsBegin(const Node& n) const {
+    return packed() ? reinterpret_cast<const RRset*>(packed_.data() + n.rrsets) : rrsets_.data() + n.rrsets;
+  }
+  const RRset* RRsetsEnd(const Node& n) const { return RRsetsBegin(n) + n.rrset_count; }
 
   Rdata First(const RRset& set) const;
   Rdata Next(Rdata rr) const {
@@ -74,10 +98,28 @@ class Zone {
     return set.additional == kNone ? kNone : additional_[set.additional + i];
   }
 
-  const RRset& soa() const { return rrsets_[soa_rrset_]; }
+  const RRset& soa() const {
+    return packed() ? *reinterpret_cast<const RRset*>(packed_.data() + soa_rrset_) : rrsets_[soa_rrset_];
+  }
   uint32_t negative_ttl() const { return negative_ttl_; }
 
   size_t MemoryBytes() const;
+
+  // Cache warming for burst lookups (QueryHandler::AnswerBurst): each step touches only
+  // what the previous one brought in, so a burst overlaps its queries' memory latencies.
+  // The index slot where a probe for `hash` starts.
+  void PrefetchSlot(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
+  // The first node along the probe whose slot tag matches, without comparing names (so
+  // possibly not the name hashed), or kNone.
+  uint32_t Candidate(uint64_t hash) const;
+  void PrefetchNode(uint32_t id) const { __builtin_prefetch(&nodes_[id]); }
+  // The node's RRset headers, name and RDATA: together after Pack, two cache lines cover
+  // most nodes.
+  void PrefetchNodeData(const Node& n) const {
+    const uint8_t* p = reinterpret_cast<const uint8_t*>(RRsetsBegin(n));
+    __builtin_prefetch(p);
+    __builtin_prefetch(p + 64);
+  }
 
  private:
   friend class ZoneBuilder;
@@ -86,17 +128,27 @@ class Zone {
     uint32_t node;  // kNone: empty
   };
 
+  // Lays out each node's RRset headers, name and RDATA together in one arena, in node
+  // order, so that a lookup past the node touches one or two cache lines instead of three
+  // arrays; frees the separate arrays. The last step of building a zone.
+  void Pack();
+  bool packed() const { return !packed_.empty(); }
+
   std::string name_text_;
   uint32_t serial_ = 0;
   uint32_t negative_ttl_ = 0;
   uint32_t soa_rrset_ = 0;
   bool servfail_ = false;
-  std::vector<Node> nodes_;     // nodes_[0] is the apex
-  std::vector<RRset> rrsets_;   // grouped by node
-  std::vector<uint8_t> names_;
-  std::vector<uint8_t> rdata_;
-  std::vector<uint32_t> additional_;
-  std::vector<Slot> slots_;     // power-of-two size
+  Array<Node> nodes_;     // nodes_[0] is the apex
+  Array<RRset> rrsets_;   // grouped by node
+  Array<uint8_t> names_;
+  Array<uint8_t> rdata_;
+  Array<uint32_t> additional_;
+  Array<Slot> slots_;     // power-of-two size
+  // After Pack: per node, its RRsets, name and RDATA. Node::name, Node::rrsets,
+  // RRset::rdata and soa_rrset_ are then byte offsets in it (before, indexes and offsets
+  // in the arrays above, which Pack empties).
+  Array<uint8_t> packed_;
   uint64_t mask_ = 0;
 };
 
@@ -121,6 +173,7 @@ class Snapshot {
   std::vector<uint32_t> slots_;
   std::vector<uint64_t> slot_hash_;
   uint64_t mask_ = 0;
+  int max_apex_labels_ = 0;  // suffixes longer than the deepest apex need no probe
 };
 
 // Hash of a lower-case wire name; the same function serves zones and snapshots.
@@ -128,8 +181,9 @@ uint64_t HashName(const uint8_t* name, size_t len);
 
 // A query name prepared for lookups: lower-cased, with the offset and hash of every
 // suffix. Suffix i (0 = the whole name, labels = the root) starts at offsets[i].
+// `data` has room past the longest name so that Set works eight octets at a time.
 struct LookupName {
-  uint8_t data[255];
+  uint8_t data[264];
   uint8_t len;
   uint8_t labels;
   uint8_t offsets[129];

@@ -9,14 +9,13 @@
 // Flag bits: 1 = IXFR from serial 1 (else AXFR); 2 = every message is signed with
 // tsig::ServerSession and verified by the client (the MAC must then verify); 4 = every
 // message as received also goes through a client session and tsig::VerifyRequest.
-#include "control/transfer.cc"  // NOLINT: reaches the stream parser in its anonymous namespace
-
 #include <cstring>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "control/transfer.cc"  // NOLINT: reaches the stream parser in its anonymous namespace
 #include "control/tsig.h"
 #include "control/zone_copy.h"
 #include "tests/fuzz/fuzz_common.h"
@@ -41,7 +40,8 @@ dns::Record Rec(const std::string& owner_text, uint16_t type, const std::string&
 }
 
 dns::Record Soa(uint32_t serial) {
-  std::string rdata = *dns::NameFromText("ns1.example.com") + *dns::NameFromText("hostmaster.example.com");
+  std::string rdata =
+      *dns::NameFromText("ns1.example.com") + *dns::NameFromText("hostmaster.example.com");
   uint8_t timers[20];
   dns::Put32(timers, serial);
   dns::Put32(timers + 4, 3600);
@@ -109,21 +109,24 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   control::TransferOptions options;
   options.zone = f.zone;
   const uint16_t id = size >= 5 ? dns::Get16(data + 3) : 0;  // the first message's ID
-  std::string request = control::MakeQuery(options, id, ixfr ? dns::kTypeIXFR : dns::kTypeAXFR, have);
+  std::string request =
+      control::MakeQuery(options, id, ixfr ? dns::kTypeIXFR : dns::kTypeAXFR, have);
   std::unique_ptr<tsig::ClientSession> client;
   std::unique_ptr<tsig::ServerSession> server;
   if (sign) {
     client = std::make_unique<tsig::ClientSession>(f.key);
     if (!client->SignRequest(&request, kNow).ok()) Fail("cannot sign the request");
     std::string copy = request;
-    tsig::ServerVerdict v = tsig::VerifyRequest(reinterpret_cast<uint8_t*>(copy.data()), copy.size(), f.keys, kNow);
+    tsig::ServerVerdict v =
+        tsig::VerifyRequest(reinterpret_cast<uint8_t*>(copy.data()), copy.size(), f.keys, kNow);
     if (!v.signed_request || v.error != 0) Fail("our own signed request does not verify");
     server = std::make_unique<tsig::ServerSession>(f.key, v.request_mac);
   }
   tsig::ClientSession raw_client(f.key);
   if (raw_tsig && !raw_client.SignRequest(&request, kNow).ok()) Fail("cannot sign the request");
 
-  control::Stream stream(f.zone, ixfr, have ? std::optional<uint32_t>(control::SoaSerial(*have)) : std::nullopt);
+  control::Stream stream(f.zone, ixfr,
+                         have ? std::optional<uint32_t>(control::SoaSerial(*have)) : std::nullopt);
   size_t pos = 1;
   while (!stream.done()) {
     if (pos + 2 > size) return 0;  // the stream is cut
@@ -144,15 +147,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       auto verified = client->VerifyResponse(reinterpret_cast<uint8_t*>(m.data()), m.size(), kNow);
       // A message we signed verifies, unless its own records are malformed (TSIG must be
       // found by walking them).
-      if (verified.ok() && *verified != dns_len) Fail("TSIG verification returned the wrong length");
+      if (verified.ok() && *verified != dns_len)
+        Fail("TSIG verification returned the wrong length");
       if (!verified.ok()) return 0;
       dns_len = *verified;
     }
     const auto* msg = reinterpret_cast<const uint8_t*>(m.data());
     if (!control::CheckHeader(msg, dns_len, id).empty()) return 0;
-    std::vector<dns::Record> records;
+    dns::Record record;
     std::string error;
-    if (!control::ReadAnswers(msg, dns_len, &records, &error) || !stream.Take(records, &error)) {
+    if (!control::ReadStream(msg, dns_len, &record, &stream, &error)) {
       if (error.empty()) Fail("a transfer error without a reason");
       return 0;
     }

@@ -186,8 +186,9 @@ def _start_with_retry(make, zone, attempts=3, timeout=20.0):
     raise last
 
 
-def knot_config(workdir, port, zone, zone_file):
-    """A knotd config for a plain authoritative answer from a zone file."""
+def knot_config(workdir, port, zone, zone_file, server_extra=""):
+    """A knotd config for a plain authoritative answer from a zone file. `server_extra`:
+    more lines of the server: section, each indented by four spaces."""
     run = os.path.join(workdir, "run")
     storage = os.path.join(workdir, "storage")
     os.makedirs(run, exist_ok=True)
@@ -204,7 +205,7 @@ server:
     answer-rotation: off
     edns-client-subnet: off
     nsid: ""
-
+{server_extra}
 database:
     storage: "{storage}"
 
@@ -225,7 +226,8 @@ zone:
 """
 
 
-def start_knotd(workdir, zone, zone_file, name="knotd", knotd="knotd", timeout=20.0):
+def start_knotd(workdir, zone, zone_file, name="knotd", knotd="knotd", timeout=20.0,
+                server_extra=""):
     """Start knotd in the foreground on a free loopback port; returns a ready Server."""
     d = os.path.join(workdir, name)
     os.makedirs(d, exist_ok=True)
@@ -233,8 +235,53 @@ def start_knotd(workdir, zone, zone_file, name="knotd", knotd="knotd", timeout=2
     def make(port):
         conf = os.path.join(d, "knot.conf")
         with open(conf, "w") as f:
-            f.write(knot_config(d, port, zone, zone_file))
+            f.write(knot_config(d, port, zone, zone_file, server_extra=server_extra))
         return Server(name, [knotd, "-c", conf], d, port)
+
+    return _start_with_retry(make, zone, timeout=timeout)
+
+
+def nsd_config(workdir, port, zone, zone_file, server_extra=""):
+    """An NSD config for a plain authoritative answer from a zone file: no transfers,
+    rate limiting off (NSD 4.6 limits to 200 qps per prefix by default), every file
+    (zone list, xfrd state, pid file) inside workdir. `server_extra`: more lines of the
+    server: clause, each indented by four spaces (e.g. "    hide-version: yes\\n")."""
+    return f"""\
+server:
+    ip-address: {LOOPBACK}
+    port: {port}
+    server-count: 1
+    username: ""
+    zonesdir: "{workdir}"
+    database: ""
+    zonelistfile: "{workdir}/zone.list"
+    xfrdfile: "{workdir}/xfrd.state"
+    xfrdir: "{workdir}"
+    pidfile: "{workdir}/nsd.pid"
+    verbosity: 1
+    rrl-ratelimit: 0
+    reuseport: no
+{server_extra}
+remote-control:
+    control-enable: no
+
+zone:
+    name: {zone}
+    zonefile: "{zone_file}"
+"""
+
+
+def start_nsd(workdir, zone, zone_file, name="nsd", nsd="nsd", server_extra="", timeout=20.0):
+    """Start `nsd -d -c CONF` on a free loopback port with nsd_config(); returns a ready
+    Server. Its directory (zonesdir) is WORKDIR/NAME."""
+    d = os.path.join(workdir, name)
+    os.makedirs(d, exist_ok=True)
+
+    def make(port):
+        conf = os.path.join(d, "nsd.conf")
+        with open(conf, "w") as f:
+            f.write(nsd_config(d, port, zone, zone_file, server_extra=server_extra))
+        return Server(name, [nsd, "-d", "-c", conf], d, port)
 
     return _start_with_retry(make, zone, timeout=timeout)
 

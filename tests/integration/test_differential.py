@@ -1,11 +1,15 @@
 #!/usr/bin/python3
-"""Differential conformance test: tandemd against Knot DNS, answer by answer.
+"""Differential conformance test: tandemd against Knot DNS and NSD, answer by answer.
 
-Generates a random zone (zonegen.py), serves it with knotd (the reference) and
-with tandemd (or, with --self-check, a second knotd), sends both the same few
-thousand queries (dnsdiff.py) and compares the replies.
+Generates a random zone (zonegen.py), serves it with knotd and NSD (the references) and
+with tandemd (or, with --self-check, a second knotd), sends all of them the same few
+thousand queries (dnsdiff.py) and compares the candidate's reply with each reference's.
+The comparison with Knot DNS is strict; the one with NSD allows NSD's few accepted
+differences (dnsdiff.nsd_leeway, docs/conformance.md), each counted as a note. Every
+--seed given is a separate zone and query set, with fresh servers.
 
     /usr/bin/python3 tests/integration/test_differential.py --tandemd build/tandemd
+    /usr/bin/python3 tests/integration/test_differential.py --tandemd build/tandemd --seed 1 --seed 2
     /usr/bin/python3 tests/integration/test_differential.py --self-check
 
 Exit status: 0 when no reply differs, 1 when some do (the first differences are
@@ -33,39 +37,57 @@ def _sigterm(signum, frame):
     raise SystemExit("terminated by signal %d" % signum)
 
 
-def run_queries(queries, ref, cand, apex, deadline, log):
-    results = []
+# The accepted differences of a reference server, by its Server.name here.
+LEEWAY = {"nsd": dnsdiff.nsd_leeway}
+
+
+def run_queries(queries, refs, cand, apex, deadline, log, leeway=None):
+    """Sends each query to every reference and to the candidate and compares the
+    candidate's reply with each reference's. `refs`: a list of Servers, for which the
+    result is {ref.name: [(query, (ref reply, cand reply), diffs, notes)]}, or one Server,
+    for which it is that list alone. `leeway`: {ref.name: dnsdiff leeway function} for
+    the references compared with their accepted differences (LEEWAY); the others are
+    compared strictly."""
+    if not isinstance(refs, (list, tuple)):
+        return run_queries(queries, [refs], cand, apex, deadline, log, leeway)[refs.name]
+    leeway = leeway or {}
+    servers = list(refs) + [cand]
+    results = {ref.name: [] for ref in refs}
     start = time.monotonic()
-    silent = {ref.name: 0, cand.name: 0}     # consecutive queries without a reply
+    silent = {srv.name: 0 for srv in servers}     # consecutive queries without a reply
     max_silent = 20
     for i, q in enumerate(queries):
         if time.monotonic() > deadline:
             log("query loop deadline reached after %d of %d queries" % (i, len(queries)))
             break
-        replies = []
-        for srv in (ref, cand):
+        replies = {}
+        for srv in servers:
             try:
                 raw = dnsdiff.exchange(srv.addr, q)
-                replies.append(dnsdiff.analyze(raw))
+                replies[srv.name] = dnsdiff.analyze(raw)
             except dnsdiff.NoReply as e:
-                replies.append(dnsdiff.Reply(error="no reply (%s)" % e))
-        diffs, notes = dnsdiff.compare(q, replies[0], replies[1], ref.name, cand.name, apex=apex)
-        results.append((q, replies, diffs, notes))
-        for srv, r in zip((ref, cand), replies):
-            silent[srv.name] = silent[srv.name] + 1 if r.error.startswith("no reply") else 0
+                replies[srv.name] = dnsdiff.Reply(error="no reply (%s)" % e)
+        rc = replies[cand.name]
+        for ref in refs:
+            rr = replies[ref.name]
+            diffs, notes = dnsdiff.compare(q, rr, rc, ref.name, cand.name, apex=apex,
+                                           leeway=leeway.get(ref.name))
+            results[ref.name].append((q, (rr, rc), diffs, notes))
+        for srv in servers:
+            silent[srv.name] = silent[srv.name] + 1 if replies[srv.name].error.startswith("no reply") else 0
         stuck = [n for n, c in silent.items() if c >= max_silent]
         if stuck:
             log("giving up at query %d: no reply from %s to %d queries in a row"
                 % (i, ", ".join(stuck), max_silent))
             break
-        if replies[1].error and not cand.alive():
+        gone = [srv for srv in servers if replies[srv.name].error and not srv.alive()]
+        for srv in gone:
             log("%s has exited (status %s) at query %d; stderr:\n%s"
-                % (cand.name, cand.proc.returncode, i, cand.stderr_text()))
+                % (srv.name, srv.proc.returncode, i, srv.stderr_text()))
+        if gone:
             break
-        if replies[0].error and not ref.alive():
-            log("%s has exited at query %d; stderr:\n%s" % (ref.name, i, ref.stderr_text()))
-            break
-    log("%d queries in %.1f s" % (len(results), time.monotonic() - start))
+    n = len(next(iter(results.values()))) if results else 0
+    log("%d queries to %d servers in %.1f s" % (n, len(servers), time.monotonic() - start))
     return results
 
 
@@ -121,22 +143,93 @@ def report(results, n_wanted, ref, cand, max_shown, log, big_names=()):
     return len(failing)
 
 
+def run_seed(args, seed, log):
+    """One zone and query set against fresh servers. Returns (queries wanted,
+    {reference: (queries compared, queries differing)}, incomplete), or None when a server
+    did not start."""
+    gz = zonegen.generate(seed, args.names)
+    problems = zonegen.check_with_dnspython(gz)
+    if problems:
+        log("zone generator bug: the file does not hold what was generated:\n" + "\n".join(problems[:20]))
+        return None
+    queries = dnsdiff.gen_queries(gz, args.queries, seed, extra=True)
+    log("seed %d: zone %s, %d records; %d queries" % (seed, gz.origin, len(gz.records), len(queries)))
+
+    servers = []
+    outcome = {}
+    with procs.TempDir(prefix="tandem-diff-", keep=args.keep) as tmp:
+        if args.keep:
+            log("temporary directory: %s" % tmp)
+        zone_file = os.path.join(tmp, "zone.db")
+        with open(zone_file, "w") as f:
+            f.write(gz.text)
+        try:
+            try:
+                refs = [procs.start_knotd(tmp, gz.origin, zone_file, name="knot", knotd=args.knotd)]
+                servers += refs
+                if not args.no_nsd:
+                    refs.append(procs.start_nsd(tmp, gz.origin, zone_file, name="nsd", nsd=args.nsd))
+                    servers.append(refs[-1])
+                if args.self_check:
+                    cand_file = zone_file
+                    if args.perturb:
+                        text, edits = zonegen.generate_perturbed(seed, args.names)
+                        cand_file = os.path.join(tmp, "zone-perturbed.db")
+                        with open(cand_file, "w") as f:
+                            f.write(text)
+                        log("perturbed zone for knot2: " + "; ".join(edits))
+                    cand = procs.start_knotd(tmp, gz.origin, cand_file, name="knot2", knotd=args.knotd)
+                else:
+                    cand = procs.start_tandemd(os.path.abspath(args.tandemd), tmp, gz.origin, zone_file)
+                servers.append(cand)
+            except procs.ServerError as e:
+                log("could not start a server: %s" % e)
+                return None
+            log(", ".join("%s on port %d" % (srv.name, srv.port) for srv in servers))
+            deadline = time.monotonic() + args.time_limit
+            results = run_queries(queries, refs, cand, gz.origin, deadline, log, LEEWAY)
+            big = set(gz.hints["big"]) | {"cbig." + gz.origin}
+            incomplete = False
+            for ref in refs:
+                log("")
+                log("== %s compared with %s (seed %d)%s" % (
+                    cand.name, ref.name, seed, "" if ref.name not in LEEWAY else
+                    ", with the leeway of dnsdiff.%s_leeway" % ref.name))
+                n_fail = report(results[ref.name], len(queries), ref, cand, args.show, log, big)
+                outcome[ref.name] = (len(results[ref.name]), n_fail)
+                incomplete |= len(results[ref.name]) < len(queries)
+            for srv in servers:
+                if not srv.alive():
+                    log("%s is no longer running (status %s)" % (srv.name, srv.proc.returncode))
+                    incomplete = True
+        finally:
+            for srv in reversed(servers):
+                srv.stop()
+    return len(queries), outcome, incomplete
+
+
 def main(argv=None):
-    ap = argparse.ArgumentParser(description="tandemd vs Knot DNS differential test")
+    ap = argparse.ArgumentParser(description="tandemd vs Knot DNS and NSD differential test")
     ap.add_argument("--tandemd", help="path of the tandemd binary")
     ap.add_argument("--self-check", action="store_true",
-                    help="run a second knotd in place of tandemd (must give 0 differences)")
+                    help="run a second knotd in place of tandemd (must give 0 differences, "
+                         "also against NSD with its leeway)")
     ap.add_argument("--perturb", action="store_true",
                     help="with --self-check: serve a slightly edited zone to the second knotd "
                          "(tests the tester: must report differences)")
-    ap.add_argument("--seed", type=int, default=DEFAULT_SEED)
-    ap.add_argument("--queries", type=int, default=3000)
+    ap.add_argument("--seed", type=int, action="append",
+                    help="a seed (zone and queries); repeat for several (default %d)" % DEFAULT_SEED)
+    ap.add_argument("--queries", type=int, default=3000,
+                    help="queries per seed (and a tenth more of the extra kinds)")
     ap.add_argument("--names", type=int, default=300, help="random owner names in the zone")
     ap.add_argument("--show", type=int, default=20, help="differing queries to print")
-    ap.add_argument("--time-limit", type=float, default=300.0, help="seconds for the query loop")
-    ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
+    ap.add_argument("--time-limit", type=float, default=300.0, help="seconds for each query loop")
+    ap.add_argument("--keep", action="store_true", help="keep the temporary directories")
     ap.add_argument("--knotd", default="knotd")
+    ap.add_argument("--nsd", default="nsd")
+    ap.add_argument("--no-nsd", action="store_true", help="compare with Knot DNS only")
     args = ap.parse_args(argv)
+    seeds = args.seed or [DEFAULT_SEED]
 
     def log(msg=""):
         print(msg, flush=True)
@@ -149,58 +242,29 @@ def main(argv=None):
             return 2
 
     signal.signal(signal.SIGTERM, _sigterm)
-    gz = zonegen.generate(args.seed, args.names)
-    problems = zonegen.check_with_dnspython(gz)
-    if problems:
-        log("zone generator bug: the file does not hold what was generated:\n" + "\n".join(problems[:20]))
-        return 2
-    queries = dnsdiff.gen_queries(gz, args.queries, args.seed)
-    log("seed %d: zone %s, %d records; %d queries" % (args.seed, gz.origin, len(gz.records), len(queries)))
-
-    servers = []
-    with procs.TempDir(prefix="tandem-diff-", keep=args.keep) as tmp:
-        if args.keep:
-            log("temporary directory: %s" % tmp)
-        zone_file = os.path.join(tmp, "zone.db")
-        with open(zone_file, "w") as f:
-            f.write(gz.text)
-        try:
-            try:
-                ref = procs.start_knotd(tmp, gz.origin, zone_file, name="knot", knotd=args.knotd)
-                servers.append(ref)
-                if args.self_check:
-                    cand_file = zone_file
-                    if args.perturb:
-                        text, edits = zonegen.generate_perturbed(args.seed, args.names)
-                        cand_file = os.path.join(tmp, "zone-perturbed.db")
-                        with open(cand_file, "w") as f:
-                            f.write(text)
-                        log("perturbed zone for knot2: " + "; ".join(edits))
-                    cand = procs.start_knotd(tmp, gz.origin, cand_file, name="knot2", knotd=args.knotd)
-                else:
-                    cand = procs.start_tandemd(os.path.abspath(args.tandemd), tmp, gz.origin, zone_file)
-                servers.append(cand)
-            except procs.ServerError as e:
-                log("could not start a server: %s" % e)
-                return 2
-            log("%s on port %d, %s on port %d" % (ref.name, ref.port, cand.name, cand.port))
-            deadline = time.monotonic() + args.time_limit
-            results = run_queries(queries, ref, cand, gz.origin, deadline, log)
-            big = set(gz.hints["big"]) | {"cbig." + gz.origin}
-            n_fail = report(results, len(queries), ref, cand, args.show, log, big)
-            incomplete = len(results) < len(queries)
-            for srv in servers:
-                if not srv.alive():
-                    log("%s is no longer running (status %s)" % (srv.name, srv.proc.returncode))
-                    incomplete = True
-        finally:
-            for srv in reversed(servers):
-                srv.stop()
-    if n_fail or incomplete:
-        log("FAILED: %d of %d queries differ%s" % (n_fail, len(results),
-                                                    "; run incomplete" if incomplete else ""))
+    start = time.monotonic()
+    summary = []
+    failed = False
+    for seed in seeds:
+        r = run_seed(args, seed, log)
+        if r is None:
+            return 2
+        wanted, outcome, incomplete = r
+        for ref, (compared, n_fail) in outcome.items():
+            summary.append("seed %d vs %s: %d of %d queries compared, %d differ"
+                           % (seed, ref, compared, wanted, n_fail))
+            failed |= n_fail > 0
+        if incomplete:
+            summary.append("seed %d: run incomplete" % seed)
+            failed = True
+        log("")
+    log("summary (%.1f s):" % (time.monotonic() - start))
+    for line in summary:
+        log("  " + line)
+    if failed:
+        log("FAILED")
         return 1
-    log("PASSED: %d queries, 0 differences" % len(results))
+    log("PASSED: 0 differences")
     return 0
 
 

@@ -13,8 +13,10 @@ as the reference.
    headers and questions, trailing bytes, NOTIFY from a stranger, ... Each server's
    behaviour is "none" (no answer: silence, or the TCP connection closed) or the rcode
    of its answer. A table of the three is printed. tandem must match Knot DNS or NSD on
-   every case (or the case is listed in KNOWN_DIFFERENCES, printed apart), and after every
-   case tandemd must still run and answer a normal query over UDP and TCP within 1 s.
+   every case (or the case is listed in KNOWN_DIFFERENCES, printed apart; it is empty),
+   and after every case tandemd must still run and answer a normal query over UDP and TCP
+   within 1 s. The three tell the same CHAOS identity and hide their version, and their
+   id.server and hostname.bind TXT records are compared record by record.
 2. TCP abuse, tandemd alone (tcp_max_connections = 300, tcp_idle_timeout = 6s). While
    each of these goes on, a UDP and a TCP query from another client must be answered
    within 1 s: 299 idle connections (up to the cap); 40 more past the cap (tandem closes
@@ -71,24 +73,16 @@ alias    CNAME www
 """
 
 # Cases where tandem is known to differ from both Knot DNS and NSD, each reported; the
-# test prints them but does not fail on them. Keys are "case/transport".
-KNOWN_DIFFERENCES = {
-    # An OPT record in the answer section: Knot DNS and NSD answer FORMERR; tandem's
-    # parser skips the answer and authority sections without looking at their types.
-    "edns-opt-in-answer/udp": "OPT outside the additional section is not FORMERR",
-    "edns-opt-in-answer/tcp": "OPT outside the additional section is not FORMERR",
-    # version.bind CH TXT: both answer with their version; tandem serves class IN only
-    # and answers REFUSED (as both do for a CH query of a name in the zone).
-    "class-ch/udp": "no CHAOS identity (version.bind, id.server)",
-    "class-ch/tcp": "no CHAOS identity (version.bind, id.server)",
-    # IXFR over UDP from a client not allowed to transfer: Knot NOTAUTH, NSD REFUSED;
-    # tandem answers NOTIMP (as all three do for AXFR over UDP).
-    "ixfr/udp": "IXFR over UDP is NOTIMP, not refused",
-    "ixfr-no-soa/udp": "IXFR over UDP is NOTIMP, not refused",
-    # A 12-byte header with QDCOUNT 1 and no question over TCP: both close the
-    # connection; tandem answers FORMERR (as NSD does over UDP).
-    "header-only-qd1/tcp": "FORMERR where both close the connection",
-}
+# test prints them but does not fail on them. Keys are "case/transport". Empty: tandem
+# answers every case as Knot DNS or NSD does (docs/conformance.md says which and why).
+KNOWN_DIFFERENCES = {}
+
+# CHAOS identity: the three servers tell the same identity and hide their version, so
+# that both branches are compared (tandem hides both by default; Knot DNS and NSD tell
+# both by default; each can be configured either way).
+IDENTITY = "ns1.example.com"
+KNOT_IDENTITY = '    identity: "%s"\n    version: ""\n' % IDENTITY
+NSD_IDENTITY = '    identity: "%s"\n    hide-version: yes\n' % IDENTITY
 
 
 def _sigterm(signum, frame):
@@ -183,8 +177,18 @@ def build_cases():
     c.append(("edns-nsid", query(ar=opt(options=option(3, b"")))))
     c.append(("edns-ecs-bad-family", query(ar=opt(options=option(8, b"\x00\x07\x18\x00\xc0\x00\x02")))))
     c.append(("edns-opt-in-answer", query(an=opt())))
+    c.append(("edns-opt-in-authority", header(ns=1) + question() + opt()))
+    c.append(("edns-opt-in-answer-and-additional", query(an=opt(), ar=opt())))
     c.append(("edns-arcount-missing", query(arcount=1)))
     c.append(("class-ch", query("version.bind", 16, 3)))
+    c.append(("class-ch-version-server", query("version.server", 16, 3)))
+    c.append(("class-ch-id-server", query("id.server", 16, 3)))
+    c.append(("class-ch-hostname-bind", query("hostname.bind", 16, 3)))
+    c.append(("class-ch-id-server-upper", query("ID.SERVER", 16, 3)))
+    c.append(("class-ch-id-server-a", query("id.server", 1, 3)))
+    c.append(("class-ch-id-server-any", query("id.server", 255, 3)))
+    c.append(("class-ch-authors-bind", query("authors.bind", 16, 3)))
+    c.append(("class-ch-id-server-edns", query("id.server", 16, 3, ar=opt())))
     c.append(("class-ch-zone-name", query("www.example.com", 1, 3)))
     c.append(("class-any", query(qclass=255)))
     c.append(("class-none", query(qclass=254)))
@@ -217,6 +221,8 @@ def build_cases():
     c.append(("header-5-bytes", base[:5]))
     c.append(("header-11-bytes", base[:11]))
     c.append(("header-only-qd1", base[:12]))
+    c.append(("header-only-qd2", header(qd=2)))
+    c.append(("header-only-qd1-qr", header(flags=QR)))
     c.append(("question-name-cut", base[:18]))
     c.append(("question-no-type", base[:12 + len(name("www.example.com"))]))
     c.append(("question-type-cut", base[:-3]))
@@ -336,47 +342,6 @@ def normal_query_ok(addr, transport, timeout=PROMPT):
 # ---------------------------------------------------------------------------------------
 # Servers.
 
-def nsd_config(workdir, port, zone_file):
-    """NSD serving the zone from a file: no transfers out, rate limiting off, every file in
-    workdir."""
-    return f"""\
-server:
-    ip-address: {LOOPBACK}
-    port: {port}
-    server-count: 1
-    username: ""
-    zonesdir: "{workdir}"
-    database: ""
-    zonelistfile: "{workdir}/zone.list"
-    xfrdfile: "{workdir}/xfrd.state"
-    xfrdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    verbosity: 1
-    rrl-ratelimit: 0
-    reuseport: no
-
-remote-control:
-    control-enable: no
-
-zone:
-    name: {ZONE}
-    zonefile: "{zone_file}"
-"""
-
-
-def start_nsd(workdir, zone_file):
-    d = os.path.join(workdir, "nsd")
-    os.makedirs(d, exist_ok=True)
-
-    def make(port):
-        conf = os.path.join(d, "nsd.conf")
-        with open(conf, "w") as f:
-            f.write(nsd_config(d, port, zone_file))
-        return procs.Server("nsd", ["nsd", "-d", "-c", conf], d, port)
-
-    return procs._start_with_retry(make, ZONE)
-
-
 def start_tandem(tandemd, workdir, zone_file):
     state = os.path.join(workdir, "tandemd", "state")
     os.makedirs(state, exist_ok=True)
@@ -390,6 +355,7 @@ workers = 1
 state_dir = "{state}"
 tcp_max_connections = {TCP_CAP}
 tcp_idle_timeout = "{int(IDLE_TIMEOUT)}s"
+identity = "{IDENTITY}"
 
 [[zone]]
 name = "{ZONE}"
@@ -452,6 +418,29 @@ def run_packets(servers, failures):
     finally:
         pool.shutdown(wait=True)
     return rows, differences, known
+
+
+def check_chaos_answers(servers, failures):
+    """The CHAOS identity answers themselves, not only their rcode: tandem's TXT record
+    (owner as asked, class CH, TTL 0, the string) and its flags (AA clear) are Knot DNS's
+    and NSD's."""
+    import dns.flags
+    import dns.query
+    import dns.rdataclass
+    for qname in ("id.server", "hostname.bind", "Id.Server"):
+        seen = []
+        for srv in servers:
+            q = dns.message.make_query(qname, "TXT", rdclass=dns.rdataclass.CH, use_edns=False)
+            try:
+                r = dns.query.udp(q, srv.addr[0], port=srv.addr[1], timeout=PROMPT)
+            except (OSError, dns.exception.DNSException) as e:
+                failures.add("%s CH TXT to %s: %s" % (qname, srv.name, e))
+                return
+            seen.append((bool(r.flags & dns.flags.AA), [x.to_text() for x in r.answer]))
+        print("  %s CH TXT: %s" % (qname, ", ".join("%s %s" % (srv.name, a) for srv, a in zip(servers, seen))))
+        if any(a != seen[0] for a in seen[1:]):
+            failures.add("%s CH TXT answered differently: %s" % (
+                qname, "; ".join("%s: AA=%s %s" % (srv.name, *a) for srv, a in zip(servers, seen))))
 
 
 def print_table(rows, names):
@@ -734,8 +723,10 @@ def main():
         try:
             try:
                 servers.append(start_tandem(args.tandemd, work, zone_file))
-                servers.append(procs.start_knotd(work, ZONE, zone_file, knotd=args.knotd))
-                servers.append(start_nsd(work, zone_file))
+                servers.append(procs.start_knotd(work, ZONE, zone_file, knotd=args.knotd,
+                                                 server_extra=KNOT_IDENTITY))
+                servers.append(procs.start_nsd(work, ZONE, zone_file, nsd=args.nsd,
+                                               server_extra=NSD_IDENTITY))
             except procs.ServerError as e:
                 print("could not start the servers: %s" % e)
                 return 2
@@ -753,6 +744,7 @@ def main():
                 print("known difference %s (%s): %s; bytes %s"
                       % (label, KNOWN_DIFFERENCES[label],
                          ", ".join("%s %s" % (n, o) for n, o in zip(names, outcomes)), wire.hex()))
+            check_chaos_answers(servers, failures)
             stale = [k for k in KNOWN_DIFFERENCES
                      if any("%s/%s" % (c, t) == k and m for c, t, _, m in rows)]
             for k in stale:

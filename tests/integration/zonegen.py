@@ -75,6 +75,7 @@ class GeneratedZone:
 
 class _Gen:
     def __init__(self, seed, n_names):
+        self.seed = seed
         self.rng = random.Random(seed)
         self.n_names = n_names
         r = self.rng
@@ -209,6 +210,12 @@ class _Gen:
         self.apex_ns = ["ns%d" % (i + 1) for i in range(ns_count)]
         self.soa_ttl = r.choice([3600, 7200, 86400])
         self.soa_min = r.choice([60, 300, 900])   # below the SOA TTL: negative TTL is the minimum
+        # About one zone in three has an SOA TTL below its MINIMUM instead: negative answers
+        # then carry the SOA TTL, the lesser of the two (RFC 2308 3 and 5). Drawn from a
+        # stream of its own so that the rest of the zone stays what it was for a seed.
+        alt = random.Random("soa-ttl-%d" % self.seed)
+        if alt.random() < 0.35:
+            self.soa_ttl = alt.choice([0, 1, 30, self.soa_min // 2, self.soa_min - 1])
         self.add(o, "SOA", [N("ns1." + o), N("hostmaster." + o),
                             str(r.randrange(1, 2 ** 31)), "7200", "900", "1209600",
                             str(self.soa_min)], self.soa_ttl)

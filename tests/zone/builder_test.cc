@@ -1,0 +1,204 @@
+// ZoneBuilder over records in any order: owners in scattered runs become one node each,
+// empty non-terminals appear however the names come, RRsets keep their records' order,
+// wildcard parents and additional-section targets are found. Checked through the Zone's
+// public reading API (Find, node flags, RRsets), against the same zone in grouped order.
+#include "dataplane/zone/builder.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <random>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "dataplane/dns/name.h"
+#include "dataplane/dns/rrtype.h"
+#include "dataplane/zone/snapshot.h"
+
+namespace tandem::zone {
+namespace {
+
+struct Rec {
+  std::string owner;  // text
+  uint16_t type;
+  std::string rdata;  // wire
+};
+
+std::string Wire(const std::string& text) { return *dns::NameFromText(text); }
+
+std::string A(uint8_t a, uint8_t b) {
+  return std::string{10, 0, static_cast<char>(a), static_cast<char>(b)};
+}
+
+std::string Soa() {
+  std::string rd = Wire("ns1.example.com.") + Wire("hostmaster.example.com.");
+  rd += std::string{0, 0, 0, 7};  // serial 7
+  rd += std::string(16, '\x01');
+  return rd;
+}
+
+std::string Txt(const std::string& s) { return std::string(1, static_cast<char>(s.size())) + s; }
+
+std::shared_ptr<const Zone> Build(const std::vector<Rec>& records) {
+  ZoneBuilder b(Wire("example.com."));
+  for (const Rec& r : records) {
+    std::string owner = Wire(r.owner);
+    b.Add(reinterpret_cast<const uint8_t*>(owner.data()), owner.size(), r.type, 300,
+          reinterpret_cast<const uint8_t*>(r.rdata.data()), static_cast<uint16_t>(r.rdata.size()),
+          {});
+  }
+  auto z = b.Build();
+  for (const auto& e : b.errors()) ADD_FAILURE() << e.message;
+  return z;
+}
+
+uint32_t Find(const Zone& z, const std::string& text) {
+  std::string w = Wire(text);
+  dns::LowerName(reinterpret_cast<uint8_t*>(w.data()), w.size());
+  const auto* p = reinterpret_cast<const uint8_t*>(w.data());
+  return z.Find(p, w.size(), HashName(p, w.size()));
+}
+
+// Every record as "owner type rdata-bytes", in the zone's order within each RRset.
+std::vector<std::string> Listing(const Zone& z) {
+  std::vector<std::string> out;
+  for (size_t i = 0; i < z.node_count(); ++i) {
+    const Node& n = z.node(static_cast<uint32_t>(i));
+    std::string owner = dns::NameToText(z.NodeName(n));
+    for (const RRset* s = z.RRsetsBegin(n); s != z.RRsetsEnd(n); ++s) {
+      Rdata rr = z.First(*s);
+      for (uint16_t k = 0; k < s->count; ++k, rr = z.Next(rr))
+        out.push_back(absl::StrCat(owner, " ", s->type, " ",
+                                   std::string(reinterpret_cast<const char*>(rr.data), rr.size)));
+    }
+  }
+  return out;
+}
+
+std::multiset<std::string> AsSet(const std::vector<std::string>& v) { return {v.begin(), v.end()}; }
+
+std::vector<Rec> Base() {
+  return {{"example.com.", dns::kTypeSOA, Soa()},
+          {"example.com.", dns::kTypeNS, Wire("ns1.example.com.")},
+          {"ns1.example.com.", dns::kTypeA, A(0, 1)}};
+}
+
+TEST(ZoneBuilder, ScatteredOwnersMakeOneNodeEach) {
+  std::vector<Rec> grouped = Base();
+  for (int i = 0; i < 200; ++i) {
+    grouped.push_back(
+        {absl::StrCat("h", i, ".example.com."), dns::kTypeA, A(1, static_cast<uint8_t>(i))});
+    grouped.push_back(
+        {absl::StrCat("h", i, ".example.com."), dns::kTypeTXT, Txt(absl::StrCat("t", i))});
+  }
+  std::vector<Rec> scattered = grouped;
+  std::shuffle(scattered.begin() + 3, scattered.end(), std::mt19937(7));
+  auto g = Build(grouped);
+  auto s = Build(scattered);
+  ASSERT_TRUE(g && s);
+  EXPECT_EQ(s->node_count(), g->node_count());
+  EXPECT_EQ(AsSet(Listing(*s)), AsSet(Listing(*g)));
+  for (int i = 0; i < 200; ++i) {
+    uint32_t id = Find(*s, absl::StrCat("H", i, ".Example.com."));
+    ASSERT_NE(id, kNone) << i;
+    const Node& n = s->node(id);
+    EXPECT_EQ(n.rrset_count, 2u) << i;
+    EXPECT_NE(s->FindRRset(n, dns::kTypeA), nullptr);
+    EXPECT_NE(s->FindRRset(n, dns::kTypeTXT), nullptr);
+  }
+  EXPECT_EQ(Find(*s, "h200.example.com."), kNone);
+}
+
+TEST(ZoneBuilder, RRsetKeepsTheOrderRecordsCameIn) {
+  std::vector<Rec> rs = Base();
+  // Types out of order at one owner, its TXT records interleaved with other owners'.
+  rs.push_back({"t.example.com.", dns::kTypeTXT, Txt("first")});
+  rs.push_back({"t.example.com.", dns::kTypeA, A(2, 1)});
+  rs.push_back({"u.example.com.", dns::kTypeA, A(2, 2)});
+  rs.push_back({"t.example.com.", dns::kTypeTXT, Txt("second")});
+  rs.push_back({"T.example.com.", dns::kTypeTXT, Txt("third")});
+  rs.push_back({"t.example.com.", dns::kTypeTXT, Txt("second")});  // a duplicate: one record
+  auto z = Build(rs);
+  ASSERT_TRUE(z);
+  uint32_t id = Find(*z, "t.example.com.");
+  ASSERT_NE(id, kNone);
+  const RRset* txt = z->FindRRset(z->node(id), dns::kTypeTXT);
+  ASSERT_NE(txt, nullptr);
+  ASSERT_EQ(txt->count, 3u);
+  std::vector<std::string> got;
+  Rdata rr = z->First(*txt);
+  for (uint16_t k = 0; k < txt->count; ++k, rr = z->Next(rr))
+    got.emplace_back(reinterpret_cast<const char*>(rr.data) + 1, rr.size - 1);
+  EXPECT_EQ(got, (std::vector<std::string>{"first", "second", "third"}));
+  EXPECT_EQ(z->serial(), 7u);  // the SOA found at the apex although NS came after it
+}
+
+TEST(ZoneBuilder, EmptyNonTerminalsWhateverTheOrder) {
+  std::vector<Rec> rs = Base();
+  // 300 chains of 8 labels each below the apex: 2400 empty non-terminals for 300 owners,
+  // more than the table sized for the owners holds at first.
+  for (int i = 0; i < 300; ++i)
+    rs.push_back({absl::StrCat("leaf.a.b.c.d.e.f.c", i, ".example.com."), dns::kTypeA,
+                  A(3, static_cast<uint8_t>(i))});
+  rs.push_back({"x.c7.example.com.", dns::kTypeA, A(4, 1)});  // below an existing chain
+  std::shuffle(rs.begin() + 3, rs.end(), std::mt19937(11));
+  auto z = Build(rs);
+  ASSERT_TRUE(z);
+  EXPECT_EQ(z->node_count(), 2u + 300u * 8u + 1u);  // apex, ns1, the chains, x.c7
+  for (int i = 0; i < 300; ++i) {
+    for (std::string ent : {"a.b.c.d.e.f.c", "d.e.f.c", "f.c", "c"}) {
+      uint32_t id = Find(*z, absl::StrCat(ent, i, ".example.com."));
+      ASSERT_NE(id, kNone) << ent << i;
+      EXPECT_EQ(z->node(id).rrset_count, 0u);
+    }
+    uint32_t leaf = Find(*z, absl::StrCat("leaf.a.b.c.d.e.f.c", i, ".example.com."));
+    ASSERT_NE(leaf, kNone);
+    EXPECT_EQ(z->node(leaf).rrset_count, 1u);
+  }
+}
+
+TEST(ZoneBuilder, WildcardParentsAndAdditionalTargets) {
+  std::vector<Rec> rs = {
+      {"*.wild.example.com.", dns::kTypeA, A(5, 1)},
+      {"mx.example.com.", dns::kTypeMX, std::string{0, 10} + Wire("Mail.Example.com.")},
+      {"mail.example.com.", dns::kTypeA, A(5, 2)},
+      {"ns2.example.com.", dns::kTypeTXT, Txt("no address")}};
+  for (const Rec& r : Base()) rs.push_back(r);
+  rs.push_back({"example.com.", dns::kTypeNS, Wire("ns2.example.com.")});
+  auto z = Build(rs);
+  ASSERT_TRUE(z);
+  uint32_t wild = Find(*z, "wild.example.com.");
+  ASSERT_NE(wild, kNone);
+  EXPECT_NE(z->node(wild).flags & kWildcardChild, 0);
+  EXPECT_EQ(z->node(Find(*z, "example.com.")).flags & kWildcardChild, 0);
+  const RRset* mx = z->FindRRset(z->node(Find(*z, "mx.example.com.")), dns::kTypeMX);
+  ASSERT_NE(mx, nullptr);
+  EXPECT_EQ(z->AdditionalNode(*mx, 0), Find(*z, "mail.example.com."));
+  const RRset* ns = z->FindRRset(z->node(0), dns::kTypeNS);
+  ASSERT_NE(ns, nullptr);
+  ASSERT_EQ(ns->count, 2u);
+  EXPECT_EQ(z->AdditionalNode(*ns, 0), Find(*z, "ns1.example.com."));
+  EXPECT_EQ(z->AdditionalNode(*ns, 1), kNone);  // ns2 has no address
+}
+
+TEST(ZoneBuilder, OutOfZoneOwnersAreDropped) {
+  std::vector<Rec> rs = Base();
+  rs.push_back({"www.example.org.", dns::kTypeA, A(6, 1)});
+  rs.push_back({"badexample.com.", dns::kTypeA, A(6, 2)});
+  ZoneBuilder b(Wire("Example.COM."));
+  for (const Rec& r : rs) {
+    std::string owner = Wire(r.owner);
+    b.Add(reinterpret_cast<const uint8_t*>(owner.data()), owner.size(), r.type, 300,
+          reinterpret_cast<const uint8_t*>(r.rdata.data()), static_cast<uint16_t>(r.rdata.size()),
+          {});
+  }
+  auto z = b.Build();
+  ASSERT_TRUE(z);
+  EXPECT_EQ(b.warnings().size(), 2u);
+  EXPECT_EQ(z->node_count(), 2u);
+}
+
+}  // namespace
+}  // namespace tandem::zone
