@@ -41,6 +41,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+from procs import stop_process as stop  # noqa: E402  (SIGTERM by pid, then SIGKILL)
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 TANDEM_MAC = "02:00:00:00:00:01"
 LOADGEN_MAC = "02:00:00:00:00:02"
@@ -72,22 +75,6 @@ def memif_vdev(role, socket_path, mac, extra=""):
 def eal_args(lcores, prefix, vdev, mem=256):
     return ["-l", lcores, "--no-huge", "-m", str(mem), "--no-pci", "--file-prefix=" + prefix,
             "--log-level=warning", vdev]
-
-
-def stop(proc, grace=5.0):
-    """SIGTERM a Popen by pid, SIGKILL after `grace` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-        try:
-            os.kill(proc.pid, sig)
-        except ProcessLookupError:
-            return
-        try:
-            proc.wait(timeout=wait)
-            return
-        except subprocess.TimeoutExpired:
-            continue
 
 
 def tail(path, n=1500):

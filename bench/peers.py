@@ -14,11 +14,14 @@ whose readiness, CPU time and memory can be read.
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
 import subprocess
 import time
+import sys
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
+import procs  # noqa: E402
 
 ZONE = "bench.test"
 KINDS = ("tandem", "knot", "nsd", "bind")
@@ -257,19 +260,7 @@ class Server:
 
     def stop(self, grace=10.0):
         """SIGTERM by pid, then SIGKILL by pid; safe to call more than once."""
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        for sig, wait in ((signal.SIGTERM, grace), (signal.SIGKILL, 5.0)):
-            try:
-                os.kill(p.pid, sig)
-            except ProcessLookupError:
-                return
-            try:
-                p.wait(timeout=wait)
-                return
-            except subprocess.TimeoutExpired:
-                continue
+        procs.stop_process(self.proc, grace)
 
 
 def _write(path, text):
