@@ -273,7 +273,9 @@ TEST(ZoneCopy, ApplyKeepsOrderAndTakesTheLastVersion) {
       n->Apply({Diff(3, 4, {A("ns1.example.com.", 0, 1)}, {A("ns1.example.com.", 0, 1, 999)})});
   ASSERT_TRUE(m.ok()) << m.status();
   for (const auto& r : m->records())
-    if (r.type == dns::kTypeA) EXPECT_EQ(r.ttl, 999u);
+    if (r.type == dns::kTypeA) {
+      EXPECT_EQ(r.ttl, 999u);
+    }
 }
 
 TEST(ZoneCopy, ApplyRejectsAnotherOldSoa) {
