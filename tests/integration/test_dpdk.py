@@ -33,6 +33,7 @@ import dnsdiff  # noqa: E402
 import netns  # noqa: E402
 import procs  # noqa: E402
 import test_differential  # noqa: E402
+import test_malformed  # noqa: E402
 import zonegen  # noqa: E402
 
 
@@ -48,7 +49,7 @@ class PortServer(procs.Server):
         return (self.address, self.port)
 
 
-def tandem_dpdk_config(tmp, bed, zone, zone_file, vdev):
+def tandem_dpdk_config(tmp, bed, zone, zone_file, vdev, malformed_zone=False):
     state = os.path.join(tmp, "state")
     os.makedirs(state, exist_ok=True)
     eal = ["--no-huge", "-m", "512", "--no-pci", "--file-prefix=tandem%d" % os.getpid(),
@@ -59,6 +60,7 @@ def tandem_dpdk_config(tmp, bed, zone, zone_file, vdev):
 mode = "dpdk"
 workers = 1
 state_dir = "{state}"
+identity = "{test_malformed.IDENTITY}"
 
 [dpdk]
 eal_args = [{eal_toml}]
@@ -71,7 +73,33 @@ socket = "{tmp}/control.sock"
 [[zone]]
 name = "{zone}"
 file = "{zone_file}"
-"""
+""" + (f"""
+[[zone]]
+name = "{test_malformed.ZONE}"
+file = "{tmp}/malformed.zone"
+""" if malformed_zone else "")
+
+
+def malformed_over_udp(tandem, refs, log):
+    """test_malformed's packets over UDP: tandem on the poll-mode path against Knot DNS and
+    NSD (configured as in that test) on the client's loopback. Returns (cases, failures);
+    a failure is a packet tandem answers unlike both, or tandem not answering a normal
+    query after a packet. (TCP reaches the same kernel listener as in socket mode, which
+    test_malformed covers.)"""
+    failures = []
+    cases = test_malformed.build_cases()
+    for case, wire in cases:
+        got = test_malformed.udp_outcome(tandem.addr, wire)
+        others = [test_malformed.udp_outcome(r.addr, wire) for r in refs]
+        if not any(got.key == o.key for o in others):
+            failures.append("%s: tandem %s, %s" % (case, got, ", ".join(
+                "%s %s" % (r.name, o) for r, o in zip(refs, others))))
+        ok, _, what = test_malformed.normal_query_ok(tandem.addr, "udp")
+        if not ok:
+            failures.append("%s: no answer to a normal query afterwards (%s)" % (case, what))
+            break
+    log("malformed messages over UDP: %d cases, %d failures" % (len(cases), len(failures)))
+    return len(cases), failures
 
 
 def check(cond, what, failures, log):
@@ -120,6 +148,9 @@ def run_once(args, vdev_kind, log):
         zone_file = os.path.join(tmp, "zone.db")
         with open(zone_file, "w") as f:
             f.write(gz.text)
+        malformed_zone = os.path.join(tmp, "malformed.zone")
+        with open(malformed_zone, "w") as f:
+            f.write(test_malformed.ZONE_TEXT)
         vdev = ("net_af_packet0,iface=%s" % bed.server_if if vdev_kind == "af_packet"
                 else "net_af_xdp0,iface=%s" % bed.server_if)
         conf = os.path.join(tmp, "tandem.toml")
@@ -196,6 +227,27 @@ def run_once(args, vdev_kind, log):
             check(total.get("malformed", 0) >= 900 and total.get("not_for_us", 0) >= 180,
                   "malformed frames counted (malformed %s, not_for_us %s)"
                   % (total.get("malformed"), total.get("not_for_us")), failures, log)
+
+            # Malformed and unusual DNS messages on the poll-mode path, against Knot DNS and
+            # NSD serving test_malformed's zone with the same identity settings. The zone is
+            # added by a reload (the differential run above expects it out of zone).
+            with open(conf, "w") as f:
+                f.write(tandem_dpdk_config(tmp, bed, gz.origin, zone_file, vdev, malformed_zone=True))
+            reload = subprocess.run([args.tandemctl, "--socket", os.path.join(tmp, "control.sock"),
+                                     "reload"], capture_output=True, text=True, timeout=30)
+            check(reload.returncode == 0, "tandemctl reload adds %s: %s%s"
+                  % (test_malformed.ZONE, reload.stdout, reload.stderr), failures, log)
+            mknot = procs.start_knotd(tmp, test_malformed.ZONE, malformed_zone, name="knot-m",
+                                      server_extra=test_malformed.KNOT_IDENTITY)
+            servers.append(mknot)
+            mnsd = procs.start_nsd(tmp, test_malformed.ZONE, malformed_zone, name="nsd-m",
+                                   server_extra=test_malformed.NSD_IDENTITY)
+            servers.append(mnsd)
+            n_cases, bad = malformed_over_udp(tandem, [mknot, mnsd], log)
+            for b in bad[:10]:
+                log("  " + b)
+            check(not bad, "%d malformed messages over %s answered as Knot DNS or NSD"
+                  % (n_cases, vdev_kind), failures, log)
 
             bed.leave_client()
             check(udp53_sockets(bed) == [], "no kernel UDP socket on port 53 in dpdk mode",
