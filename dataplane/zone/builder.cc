@@ -97,7 +97,8 @@ class NameSet {
 // one build.
 template <typename V>
 void GrowFor(V& v, size_t more) {
-  if (v.size() + more > v.capacity()) v.reserve(std::max<size_t>(8 * v.capacity(), std::max<size_t>(v.size() + more, 1024)));
+  if (v.size() + more > v.capacity())
+    v.reserve(std::max<size_t>(8 * v.capacity(), std::max<size_t>(v.size() + more, 1024)));
 }
 
 // dns::IsSubdomain for names both lower-case already: the suffix compares byte for byte.
