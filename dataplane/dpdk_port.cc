@@ -117,17 +117,25 @@ void DpdkServer::Lcore::PollPort(size_t i, const zone::Snapshot* snapshot) {
   if (n == 0) return;
   uint16_t na = 0, nk = 0, nd = 0;
   rte_mbuf* drop[kBurst];
+  RxFrame frames[kBurst];
+  rte_mbuf* framed[kBurst];  // the mbuf of each frame
+  uint16_t nf = 0;
   for (uint16_t k = 0; k < n; ++k) {
-    if (k + 1 < n) rte_prefetch0(rte_pktmbuf_mtod(pkts[k + 1], void*));
     rte_mbuf* m = pkts[k];
+    rte_prefetch0(rte_pktmbuf_mtod(m, void*));
     if (m->nb_segs != 1) {  // DNS queries fit one segment; leave the rest to the kernel
       ++counters.rx_packets;
       kernel[nk++] = m;
       continue;
     }
-    FrameResult r = ProcessFrame(rte_pktmbuf_mtod(m, uint8_t*), m->data_len,
-                                 m->buf_len - m->data_off, MbufRxFlags(m), ctx, snapshot, *handler,
-                                 counters, rrl.get());
+    frames[nf] = {rte_pktmbuf_mtod(m, uint8_t*), m->data_len,
+                  static_cast<uint32_t>(m->buf_len - m->data_off), MbufRxFlags(m)};
+    framed[nf++] = m;
+  }
+  ProcessFrames(std::span<RxFrame>(frames, nf), ctx, snapshot, *handler, counters, rrl.get());
+  for (uint16_t k = 0; k < nf; ++k) {
+    rte_mbuf* m = framed[k];
+    const FrameResult& r = frames[k].result;
     switch (r.verdict) {
       case FrameVerdict::kTransmit:
         m->data_len = static_cast<uint16_t>(r.length);

@@ -3,7 +3,7 @@
 // device offers it); one mbuf pool per NUMA socket; a poll loop per worker lcore:
 //
 //   snapshot = Current()
-//   for each port: rx burst (32) -> prefetch -> ProcessFrame -> answers: tx burst back out
+//   for each port: rx burst (32) -> prefetch -> ProcessFrames -> answers: tx burst back out
 //                                                             -> others: tx to the kernel
 //   exception interface: rx burst -> tx out the port
 //   quiescent-state report

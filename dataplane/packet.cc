@@ -1,11 +1,12 @@
-// Frame classification and in-place answers.
+// Frame classification and in-place answers, a receive burst at a time.
 //
 //   Ethernet (dst MAC ours? multicast -> kernel; other unicast -> drop)
 //     [802.1Q]
 //     IPv4 / IPv6 (lengths, header checksum, fragments -> kernel)
 //       UDP to port 53 at one of our addresses (lengths, checksum)
-//         -> QueryHandler::Answer in place -> swap MACs, addresses, ports; set lengths,
-//            TTL / hop limit and checksums -> transmit
+//         -> the burst's requests: QueryHandler::AnswerBurst, in place
+//         -> swap MACs, addresses, ports; set lengths, TTL / hop limit and checksums
+//         -> transmit
 //   anything else -> kernel
 #include "dataplane/packet.h"
 
@@ -105,122 +106,170 @@ const sockaddr* NotifySender(const uint8_t* ip, const uint8_t* udp, size_t query
   return reinterpret_cast<const sockaddr*>(ss);
 }
 
-// Answers the DNS payload at `udp + 8` in place; returns its new length (0: no answer).
-size_t AnswerPayload(const uint8_t* ip, uint8_t* udp, size_t query_len, size_t cap, bool v6,
-                     const zone::Snapshot* snapshot, const QueryHandler& handler,
-                     WorkerCounters& counters, RateLimiter* rrl) {
-  sockaddr_storage ss;
-  const sockaddr* from = NotifySender(ip, udp, query_len, v6, &ss);
-  size_t n = handler.Answer(snapshot, udp + 8, query_len, udp + 8, cap, Transport::kUdp, counters, from);
-  if (n != 0 && rrl != nullptr && rrl->enabled())
-    n = rrl->Apply(v6 ? ip + 8 : ip + 12, v6, udp + 8, n, counters);
-  return n;
-}
+// A frame that carries a DNS request to answer, as classification leaves it: the headers
+// checked, the UDP datagram directly after a 20-byte IPv4 (or 40-byte IPv6) header.
+struct Request {
+  uint8_t* frame;
+  uint8_t* ip;
+  uint8_t* udp;
+  uint8_t l2;
+  bool v6;
+};
 
-FrameResult Ipv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
-                 const FrameContext& ctx, const zone::Snapshot* snapshot,
-                 const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
+// Either sets *result (not a request to answer) or fills *req and the exchange.
+bool ClassifyIpv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
+                  const FrameContext& ctx, WorkerCounters& c, FrameResult* result, Request* req,
+                  Exchange* x) {
   uint8_t* ip = frame + l2;
-  if (len < l2 + 20u || (ip[0] >> 4) != 4) return Drop(c.malformed);
+  if (len < l2 + 20u || (ip[0] >> 4) != 4) return *result = Drop(c.malformed), false;
   uint32_t ihl = (ip[0] & 0x0f) * 4u;
   uint32_t total = Get16(ip + 2);
-  if (ihl < 20 || total < ihl || l2 + total > len) return Drop(c.malformed);
-  if (ip[9] != kProtoUdp || (Get16(ip + 6) & 0x3fff) != 0 || !IsOurV4(ctx, ip + 16)) return kKernel;
-  if (!(rx_flags & kRxIpChecksumGood) && Fold(Sum16(ip, ihl)) != 0xffff) return Drop(c.malformed);
+  if (ihl < 20 || total < ihl || l2 + total > len) return *result = Drop(c.malformed), false;
+  if (ip[9] != kProtoUdp || (Get16(ip + 6) & 0x3fff) != 0 || !IsOurV4(ctx, ip + 16))
+    return *result = kKernel, false;
+  if (!(rx_flags & kRxIpChecksumGood) && Fold(Sum16(ip, ihl)) != 0xffff)
+    return *result = Drop(c.malformed), false;
   uint8_t* udp = ip + ihl;
-  if (total < ihl + 8 || Get16(udp + 2) != kDnsPort) return kKernel;
+  if (total < ihl + 8 || Get16(udp + 2) != kDnsPort) return *result = kKernel, false;
   uint32_t udp_len = Get16(udp + 4);
-  if (udp_len < 8 || udp_len > total - ihl) return Drop(c.malformed);
+  if (udp_len < 8 || udp_len > total - ihl) return *result = Drop(c.malformed), false;
   if (!(rx_flags & kRxL4ChecksumGood) && Get16(udp + 6) != 0 &&
       Fold(Sum16(udp, udp_len, PseudoV4(ip, static_cast<uint16_t>(udp_len)))) != 0xffff)
-    return Drop(c.malformed);
+    return *result = Drop(c.malformed), false;
 
   if (ihl > 20) {  // answer without IP options: move the UDP datagram up
     std::memmove(ip + 20, udp, udp_len);
     udp = ip + 20;
     ip[0] = 0x45;
   }
-  size_t cap = std::min<size_t>(room - (l2 + 28u), ctx.mtu - 28u);
-  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, false, snapshot, handler, c, rrl);
-  if (n == 0) return {FrameVerdict::kDrop};
-
-  SwapBytes(frame, frame + 6, 6);
-  SwapBytes(ip + 12, ip + 16, 4);
-  SwapBytes(udp, udp + 2, 2);
-  uint16_t new_udp = static_cast<uint16_t>(n + 8);
-  Put16(ip + 2, static_cast<uint16_t>(20 + new_udp));
-  Put16(ip + 4, 0);       // identification: unfragmented
-  Put16(ip + 6, 0x4000);  // DF
-  ip[8] = kReplyTtl;
-  Put16(ip + 10, 0);
-  Put16(udp + 4, new_udp);
-  Put16(udp + 6, 0);
-  if (ctx.tx_checksum_offload) {
-    Put16(udp + 6, Fold(PseudoV4(ip, new_udp)));
-  } else {
-    Put16(ip + 10, static_cast<uint16_t>(~Fold(Sum16(ip, 20))));
-    Put16(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
-  }
-  return {FrameVerdict::kTransmit, l2 + 20u + new_udp, l2, 20, true};
+  *req = {frame, ip, udp, l2, false};
+  x->query = udp + 8;
+  x->query_len = udp_len - 8;
+  x->out = udp + 8;
+  x->out_cap = static_cast<uint32_t>(std::min<size_t>(room - (l2 + 28u), ctx.mtu - 28u));
+  return true;
 }
 
-FrameResult Ipv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
-                 const FrameContext& ctx, const zone::Snapshot* snapshot,
-                 const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
+bool ClassifyIpv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint32_t rx_flags,
+                  const FrameContext& ctx, WorkerCounters& c, FrameResult* result, Request* req,
+                  Exchange* x) {
   uint8_t* ip = frame + l2;
-  if (len < l2 + 40u || (ip[0] >> 4) != 6) return Drop(c.malformed);
+  if (len < l2 + 40u || (ip[0] >> 4) != 6) return *result = Drop(c.malformed), false;
   uint32_t payload = Get16(ip + 4);
-  if (l2 + 40u + payload > len) return Drop(c.malformed);
+  if (l2 + 40u + payload > len) return *result = Drop(c.malformed), false;
   // Extension headers (fragments among them) are left to the kernel.
-  if (ip[6] != kProtoUdp || !IsOurV6(ctx, ip + 24)) return kKernel;
+  if (ip[6] != kProtoUdp || !IsOurV6(ctx, ip + 24)) return *result = kKernel, false;
   uint8_t* udp = ip + 40;
-  if (payload < 8 || Get16(udp + 2) != kDnsPort) return kKernel;
+  if (payload < 8 || Get16(udp + 2) != kDnsPort) return *result = kKernel, false;
   uint32_t udp_len = Get16(udp + 4);
-  if (udp_len < 8 || udp_len > payload) return Drop(c.malformed);
+  if (udp_len < 8 || udp_len > payload) return *result = Drop(c.malformed), false;
   // The UDP checksum is mandatory over IPv6.
   if (!(rx_flags & kRxL4ChecksumGood) &&
       (Get16(udp + 6) == 0 || Fold(Sum16(udp, udp_len, PseudoV6(ip, udp_len))) != 0xffff))
-    return Drop(c.malformed);
+    return *result = Drop(c.malformed), false;
 
-  size_t cap = std::min<size_t>(room - (l2 + 48u), ctx.mtu - 48u);
-  size_t n = AnswerPayload(ip, udp, udp_len - 8, cap, true, snapshot, handler, c, rrl);
-  if (n == 0) return {FrameVerdict::kDrop};
+  *req = {frame, ip, udp, l2, true};
+  x->query = udp + 8;
+  x->query_len = udp_len - 8;
+  x->out = udp + 8;
+  x->out_cap = static_cast<uint32_t>(std::min<size_t>(room - (l2 + 48u), ctx.mtu - 48u));
+  return true;
+}
 
-  SwapBytes(frame, frame + 6, 6);
-  SwapBytes(ip + 8, ip + 24, 16);
+// Ethernet and VLAN, then IPv4 or IPv6.
+bool Classify(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
+              const FrameContext& ctx, WorkerCounters& c, FrameResult* result, Request* req,
+              Exchange* x) {
+  ++c.rx_packets;
+  if (len < 14 || room < len) return *result = Drop(c.malformed), false;
+  if (frame[0] & 1) return *result = kKernel, false;  // broadcast and multicast: ARP, ND
+  if (std::memcmp(frame, ctx.mac, 6) != 0) return *result = Drop(c.not_for_us), false;
+  uint8_t l2 = 14;
+  uint16_t type = Get16(frame + 12);
+  if (type == kEtherVlan) {
+    if (len < 18) return *result = Drop(c.malformed), false;
+    type = Get16(frame + 16);
+    l2 = 18;
+  }
+  if (room < l2 + 48u + 512u) return *result = kKernel, false;  // no room to answer in place
+  if (type == kEtherIpv4) return ClassifyIpv4(frame, len, room, l2, rx_flags, ctx, c, result, req, x);
+  if (type == kEtherIpv6) return ClassifyIpv6(frame, len, room, l2, rx_flags, ctx, c, result, req, x);
+  return *result = kKernel, false;
+}
+
+// The answer (`n` bytes of DNS at udp + 8) becomes the frame to send back.
+FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
+  uint8_t* ip = r.ip;
+  uint8_t* udp = r.udp;
+  SwapBytes(r.frame, r.frame + 6, 6);
   SwapBytes(udp, udp + 2, 2);
   uint16_t new_udp = static_cast<uint16_t>(n + 8);
-  Put16(ip + 4, new_udp);
-  ip[7] = kReplyTtl;
   Put16(udp + 4, new_udp);
   Put16(udp + 6, 0);
+  if (!r.v6) {
+    SwapBytes(ip + 12, ip + 16, 4);
+    Put16(ip + 2, static_cast<uint16_t>(20 + new_udp));
+    Put16(ip + 4, 0);       // identification: unfragmented
+    Put16(ip + 6, 0x4000);  // DF
+    ip[8] = kReplyTtl;
+    Put16(ip + 10, 0);
+    if (ctx.tx_checksum_offload) {
+      Put16(udp + 6, Fold(PseudoV4(ip, new_udp)));
+    } else {
+      Put16(ip + 10, static_cast<uint16_t>(~Fold(Sum16(ip, 20))));
+      Put16(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
+    }
+    return {FrameVerdict::kTransmit, r.l2 + 20u + new_udp, r.l2, 20, true};
+  }
+  SwapBytes(ip + 8, ip + 24, 16);
+  Put16(ip + 4, new_udp);
+  ip[7] = kReplyTtl;
   if (ctx.tx_checksum_offload)
     Put16(udp + 6, Fold(PseudoV6(ip, new_udp)));
   else
     Put16(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
-  return {FrameVerdict::kTransmit, l2 + 40u + new_udp, l2, 40, false};
+  return {FrameVerdict::kTransmit, r.l2 + 40u + new_udp, r.l2, 40, false};
 }
 
 }  // namespace
 
+void ProcessFrames(std::span<RxFrame> frames, const FrameContext& ctx,
+                   const zone::Snapshot* snapshot, const QueryHandler& handler,
+                   WorkerCounters& c, RateLimiter* rrl) {
+  constexpr size_t kStage = QueryHandler::kBurstStage;
+  Request requests[kStage];
+  Exchange exchanges[kStage];
+  RxFrame* owners[kStage];
+  sockaddr_storage senders[kStage];  // written for NOTIFY only
+  for (size_t base = 0; base < frames.size(); base += kStage) {
+    const size_t n = std::min(kStage, frames.size() - base);
+    size_t nx = 0;
+    for (size_t i = 0; i < n; ++i) {
+      RxFrame& f = frames[base + i];
+      Exchange& x = exchanges[nx];
+      if (!Classify(f.data, f.len, f.room, f.rx_flags, ctx, c, &f.result, &requests[nx], &x)) continue;
+      x.transport = Transport::kUdp;
+      x.client = NotifySender(requests[nx].ip, requests[nx].udp, x.query_len, requests[nx].v6, &senders[nx]);
+      owners[nx++] = &f;
+    }
+    if (nx == 0) continue;
+    handler.AnswerBurst(snapshot, std::span<Exchange>(exchanges, nx), c);
+    for (size_t k = 0; k < nx; ++k) {
+      const Request& r = requests[k];
+      size_t len = exchanges[k].response_len;
+      if (len != 0 && rrl != nullptr && rrl->enabled())
+        len = rrl->Apply(r.v6 ? r.ip + 8 : r.ip + 12, r.v6, r.udp + 8, len, c);
+      owners[k]->result = len == 0 ? FrameResult{FrameVerdict::kDrop} : Rewrite(r, len, ctx);
+    }
+  }
+}
+
 FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
                          const FrameContext& ctx, const zone::Snapshot* snapshot,
                          const QueryHandler& handler, WorkerCounters& c, RateLimiter* rrl) {
-  ++c.rx_packets;
-  if (len < 14 || room < len) return Drop(c.malformed);
-  if (frame[0] & 1) return kKernel;  // broadcast and multicast: ARP, neighbour discovery
-  if (std::memcmp(frame, ctx.mac, 6) != 0) return Drop(c.not_for_us);
-  uint8_t l2 = 14;
-  uint16_t type = Get16(frame + 12);
-  if (type == kEtherVlan) {
-    if (len < 18) return Drop(c.malformed);
-    type = Get16(frame + 16);
-    l2 = 18;
-  }
-  if (room < l2 + 48u + 512u) return kKernel;  // no room to answer in place
-  if (type == kEtherIpv4) return Ipv4(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c, rrl);
-  if (type == kEtherIpv6) return Ipv6(frame, len, room, l2, rx_flags, ctx, snapshot, handler, c, rrl);
-  return kKernel;
+  RxFrame f{frame, len, room, rx_flags};
+  ProcessFrames(std::span<RxFrame>(&f, 1), ctx, snapshot, handler, c, rrl);
+  return f.result;
 }
 
 }  // namespace tandem::dataplane

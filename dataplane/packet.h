@@ -1,10 +1,11 @@
-// The poll-mode path's per-frame step, on plain bytes so that tests, benchmarks and fuzz
+// The poll-mode path's per-burst step, on plain bytes so that tests, benchmarks and fuzz
 // targets drive it without DPDK: classify an Ethernet frame (optionally 802.1Q tagged),
 // answer DNS over UDP to one of our addresses in place, and say what to do with the rest.
 // No allocation, no lock, no system call.
 #pragma once
 
 #include <cstdint>
+#include <span>
 
 #include "dataplane/counters.h"
 
@@ -51,8 +52,25 @@ struct FrameResult {
   bool ipv4 = false;
 };
 
-// `room` is how many bytes the buffer holding the frame can take from its start. `rrl`
-// (the worker's, may be null) rate-limits the answers.
+// One received frame of a burst. `room` is how many bytes the buffer holding the frame can
+// take from its start. ProcessFrames sets `result`.
+struct RxFrame {
+  uint8_t* data = nullptr;
+  uint32_t len = 0;
+  uint32_t room = 0;
+  uint32_t rx_flags = 0;
+  FrameResult result{FrameVerdict::kDrop};
+};
+
+// A receive burst: classifies every frame, answers the DNS requests among them together
+// (QueryHandler::AnswerBurst: their lookups overlap), then rewrites each answered frame's
+// headers for the way back. Each frame gets the result ProcessFrame would give it alone.
+// `rrl` (the worker's, may be null) rate-limits the answers.
+void ProcessFrames(std::span<RxFrame> frames, const FrameContext& ctx,
+                   const zone::Snapshot* snapshot, const QueryHandler& handler,
+                   WorkerCounters& counters, RateLimiter* rrl = nullptr);
+
+// One frame alone, as a burst of one (tests, fuzz targets).
 FrameResult ProcessFrame(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
                          const FrameContext& ctx, const zone::Snapshot* snapshot,
                          const QueryHandler& handler, WorkerCounters& counters,

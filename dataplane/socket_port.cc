@@ -205,8 +205,8 @@ struct UdpContext {
   const RrlOptions* rrl;
 };
 
-// One UDP worker: receives bursts on its socket, answers each datagram in place in its
-// slot's buffer and sends the answers in one sendmmsg. Everything is allocated up front.
+// One UDP worker: receives bursts on its socket, answers them together in place in their
+// slots' buffers (QueryHandler::AnswerBurst) and sends the answers in one sendmmsg. Everything is allocated up front.
 class UdpWorker {
  public:
   explicit UdpWorker(const UdpContext& context);
@@ -296,28 +296,37 @@ int UdpWorker::AnswerBurst(int received, const zone::Snapshot* snapshot) {
     clock_gettime(CLOCK_MONOTONIC_COARSE, &now);
     rrl_.SetNow(static_cast<uint64_t>(now.tv_sec) * 1000 + static_cast<uint64_t>(now.tv_nsec) / 1000000);
   }
+  Exchange exchanges[kBurst];
+  int slot_of[kBurst];  // the slot of each exchange
+  int nx = 0;
   for (int i = 0; i < received; ++i) {
-    const msghdr& rx = rx_[i].msg_hdr;
-    if (rx.msg_flags & MSG_TRUNC) {  // larger than the buffer: not a query we can answer
+    if (rx_[i].msg_hdr.msg_flags & MSG_TRUNC) {  // larger than the buffer: not a query we can answer
       ++counters_.rx_errors;
       continue;
     }
     Slot& slot = slots_[i];
     auto* buffer = static_cast<uint8_t*>(slot.rx_iov.iov_base);
-    size_t len = ctx_.handler->Answer(snapshot, buffer, rx_[i].msg_len, buffer, buffer_size_,
-                                      Transport::kUdp, counters_,
-                                      reinterpret_cast<const sockaddr*>(&slot.peer));
+    exchanges[nx] = {buffer, rx_[i].msg_len, buffer, static_cast<uint32_t>(buffer_size_),
+                     Transport::kUdp, reinterpret_cast<const sockaddr*>(&slot.peer)};
+    slot_of[nx++] = i;
+  }
+  ctx_.handler->AnswerBurst(snapshot, std::span<Exchange>(exchanges, nx), counters_);
+  for (int k = 0; k < nx; ++k) {
+    int i = slot_of[k];
+    Slot& slot = slots_[i];
+    auto* buffer = static_cast<uint8_t*>(slot.rx_iov.iov_base);
+    size_t len = exchanges[k].response_len;
     if (len != 0 && rrl_.enabled()) len = Limit(slot.peer, buffer, len);
     if (len == 0) continue;
     slot.tx_iov = {buffer, len};
     msghdr& tx = tx_[count++].msg_hdr;
     tx.msg_name = &slot.peer;
-    tx.msg_namelen = rx.msg_namelen;
+    tx.msg_namelen = rx_[i].msg_hdr.msg_namelen;
     tx.msg_iov = &slot.tx_iov;
     tx.msg_iovlen = 1;
     tx.msg_control = nullptr;
     tx.msg_controllen = 0;
-    if (ctx_.wildcard) SetReplySource(slot, rx, tx);
+    if (ctx_.wildcard) SetReplySource(slot, rx_[i].msg_hdr, tx);
   }
   return count;
 }

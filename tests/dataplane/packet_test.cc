@@ -246,5 +246,60 @@ TEST_F(Frames, RateLimitedBySourceAddressWithSlip) {
   EXPECT_EQ(Run(v6, 0, &rrl).verdict, FrameVerdict::kTransmit);
 }
 
+// A receive burst through ProcessFrames: every frame, whatever it is and wherever it sits
+// in the burst (past the handler's stage of 32, too), gets exactly the bytes and verdict
+// ProcessFrame gives it alone, and the counters agree.
+TEST_F(Frames, BurstMatchesFrameByFrame) {
+  std::vector<std::vector<uint8_t>> burst;
+  const char* names[] = {"www.example.com", "ns.example.com", "nope.example.com", "example.com",
+                         "www.example.net"};
+  for (int i = 0; i < 45; ++i) {
+    testing::QueryOptions o;
+    o.edns = i % 3 == 0;
+    auto f = Frame(i % 4 == 1, testing::MakeQuery(names[i % 5], i % 7 == 0 ? 28 : 1, o), i % 6 == 5);
+    switch (i % 9) {
+      case 2: f[5] = 9; break;               // another host's MAC
+      case 4: f[f.size() - 1] ^= 1; break;   // bad UDP checksum
+      case 6: f.resize(f.size() - 3); break; // truncated
+      case 7: std::memset(f.data(), 0xff, 6); break;  // broadcast
+      default: break;
+    }
+    burst.push_back(f);
+  }
+  auto q = testing::MakeQuery("www.example.com", 1);
+  q[2] |= 0x80;  // a response: no answer
+  burst.insert(burst.begin() + 10, Frame(false, q));
+  burst.insert(burst.begin() + 20, Frame(false, testing::MakeQuery("www.example.com", 1), false, 54));
+
+  std::vector<std::vector<uint8_t>> alone = burst;
+  std::vector<FrameResult> alone_results;
+  for (auto& f : alone) alone_results.push_back(Run(f));
+  WorkerCounters alone_counters = counters;
+  counters = {};
+
+  std::vector<RxFrame> rx;
+  for (auto& f : burst) {
+    uint32_t len = static_cast<uint32_t>(f.size());
+    f.resize(2048);
+    rx.push_back({f.data(), len, 2048, 0});
+  }
+  ProcessFrames(rx, ctx, snapshot.get(), handler, counters);
+  int answered = 0;
+  for (size_t i = 0; i < burst.size(); ++i) {
+    const FrameResult& r = rx[i].result;
+    EXPECT_EQ(r.verdict, alone_results[i].verdict) << i;
+    EXPECT_EQ(r.length, alone_results[i].length) << i;
+    burst[i].resize(r.verdict == FrameVerdict::kTransmit ? r.length : rx[i].len);
+    EXPECT_EQ(burst[i], alone[i]) << i;
+    answered += r.verdict == FrameVerdict::kTransmit;
+  }
+  EXPECT_GT(answered, 20);
+  EXPECT_EQ(counters.rx_packets, alone_counters.rx_packets);
+  EXPECT_EQ(counters.malformed, alone_counters.malformed);
+  EXPECT_EQ(counters.not_for_us, alone_counters.not_for_us);
+  EXPECT_EQ(counters.queries[0], alone_counters.queries[0]);
+  for (int rcode = 0; rcode < 24; ++rcode) EXPECT_EQ(counters.responses[rcode], alone_counters.responses[rcode]) << rcode;
+}
+
 }  // namespace
 }  // namespace tandem::dataplane
