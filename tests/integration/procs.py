@@ -186,9 +186,10 @@ def _start_with_retry(make, zone, attempts=3, timeout=20.0):
     raise last
 
 
-def knot_config(workdir, port, zone, zone_file, server_extra=""):
-    """A knotd config for a plain authoritative answer from a zone file. `server_extra`:
-    more lines of the server: section, each indented by four spaces."""
+def _knot_head(workdir, port, log_level, server_extra=""):
+    """knotd's server:, database: and log: sections: one worker of each kind, Knot 3.2's
+    answer defaults spelled out, storage and rundir inside workdir. `server_extra`: more
+    lines of the server: section, each indented by four spaces."""
     run = os.path.join(workdir, "run")
     storage = os.path.join(workdir, "storage")
     os.makedirs(run, exist_ok=True)
@@ -211,8 +212,15 @@ database:
 
 log:
   - target: stderr
-    any: warning
+    any: {log_level}
+"""
 
+
+def knot_config(workdir, port, zone, zone_file, server_extra=""):
+    """A knotd config for a plain authoritative answer from a zone file. `server_extra`:
+    more lines of the server: section, each indented by four spaces."""
+    storage = os.path.join(workdir, "storage")
+    return _knot_head(workdir, port, "warning", server_extra) + f"""
 zone:
   - domain: {zone}
     file: "{zone_file}"
@@ -241,11 +249,9 @@ def start_knotd(workdir, zone, zone_file, name="knotd", knotd="knotd", timeout=2
     return _start_with_retry(make, zone, timeout=timeout)
 
 
-def nsd_config(workdir, port, zone, zone_file, server_extra=""):
-    """An NSD config for a plain authoritative answer from a zone file: no transfers,
-    rate limiting off (NSD 4.6 limits to 200 qps per prefix by default), every file
-    (zone list, xfrd state, pid file) inside workdir. `server_extra`: more lines of the
-    server: clause, each indented by four spaces (e.g. "    hide-version: yes\\n")."""
+def _nsd_server_clause(workdir, port, verbosity, extra=""):
+    """NSD's server: clause (one server process, no rate limiting, every file inside
+    workdir; `extra`: more lines, each indented by four spaces) and remote-control off."""
     return f"""\
 server:
     ip-address: {LOOPBACK}
@@ -258,13 +264,21 @@ server:
     xfrdfile: "{workdir}/xfrd.state"
     xfrdir: "{workdir}"
     pidfile: "{workdir}/nsd.pid"
-    verbosity: 1
+    verbosity: {verbosity}
     rrl-ratelimit: 0
     reuseport: no
-{server_extra}
+{extra}
 remote-control:
     control-enable: no
+"""
 
+
+def nsd_config(workdir, port, zone, zone_file, server_extra=""):
+    """An NSD config for a plain authoritative answer from a zone file: no transfers,
+    rate limiting off (NSD 4.6 limits to 200 qps per prefix by default), every file
+    (zone list, xfrd state, pid file) inside workdir. `server_extra`: more lines of the
+    server: clause, each indented by four spaces (e.g. "    hide-version: yes\\n")."""
+    return _nsd_server_clause(workdir, port, 1, server_extra) + f"""
 zone:
     name: {zone}
     zonefile: "{zone_file}"
@@ -451,25 +465,8 @@ def knot_primary_config(workdir, port, zone, zone_file, notify=(), key=None, con
     `key` = (name, algorithm, base64 secret) when given), NOTIFY to every "addr@port" of
     `notify`, IXFR from the differences of its zone file (zonefile-load: difference,
     journal-content: changes)."""
-    run = os.path.join(workdir, "run")
     storage = os.path.join(workdir, "storage")
-    os.makedirs(run, exist_ok=True)
-    os.makedirs(storage, exist_ok=True)
-    text = f"""\
-server:
-    rundir: "{run}"
-    listen: {LOOPBACK}@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-"""
+    text = _knot_head(workdir, port, "info")
     if control_socket:
         text += f'\ncontrol:\n    listen: "{control_socket}"\n'
     if key:
@@ -523,25 +520,7 @@ def nsd_primary_config(workdir, port, zone, zone_file, notify=()):
     """An NSD config for a primary: AXFR (and IXFR from its zone file's differences, when
     this NSD serves it) to 127.0.0.0/8 without a key, NOTIFY to every "addr@port" of
     `notify`, rate limiting off, every file inside workdir."""
-    text = f"""\
-server:
-    ip-address: {LOOPBACK}
-    port: {port}
-    server-count: 1
-    username: ""
-    zonesdir: "{workdir}"
-    database: ""
-    zonelistfile: "{workdir}/zone.list"
-    xfrdfile: "{workdir}/xfrd.state"
-    xfrdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    verbosity: 2
-    rrl-ratelimit: 0
-    reuseport: no
-
-remote-control:
-    control-enable: no
-
+    text = _nsd_server_clause(workdir, port, 2) + f"""
 zone:
     name: {zone}
     zonefile: "{zone_file}"
@@ -600,28 +579,8 @@ def knot_secondary_config(workdir, port, zone, primary, key=None, notify_from=LO
     the TSIG key `key` = (name, algorithm, base64 secret) on its transfers when given;
     NOTIFY accepted (unsigned) from `notify_from`; transfers out allowed to 127.0.0.0/8 (to
     compare its copy); logs at info level to stderr; no zone file written."""
-    run = os.path.join(workdir, "run")
     storage = os.path.join(workdir, "storage")
-    os.makedirs(run, exist_ok=True)
-    os.makedirs(storage, exist_ok=True)
-    text = f"""\
-server:
-    rundir: "{run}"
-    listen: {LOOPBACK}@{port}
-    udp-workers: 1
-    tcp-workers: 1
-    background-workers: 1
-    answer-rotation: off
-    edns-client-subnet: off
-    nsid: ""
-
-database:
-    storage: "{storage}"
-
-log:
-  - target: stderr
-    any: info
-"""
+    text = _knot_head(workdir, port, "info")
     if key:
         text += f"\nkey:\n  - id: {key[0]}\n    algorithm: {key[1]}\n    secret: {key[2]}\n"
     text += f"\nremote:\n  - id: primary\n    address: {primary}\n"
@@ -673,26 +632,7 @@ def nsd_secondary_config(workdir, port, zone, primary):
     """An NSD config for a secondary of `zone` pulled from `primary` ("addr@port") without
     a key, NOTIFY accepted from 127.0.0.1, transfers out to 127.0.0.0/8 (to compare its
     copy), rate limiting off, every file inside workdir, the log in workdir/nsd.log."""
-    return f"""\
-server:
-    ip-address: {LOOPBACK}
-    port: {port}
-    server-count: 1
-    username: ""
-    zonesdir: "{workdir}"
-    database: ""
-    zonelistfile: "{workdir}/zone.list"
-    xfrdfile: "{workdir}/xfrd.state"
-    xfrdir: "{workdir}"
-    pidfile: "{workdir}/nsd.pid"
-    logfile: "{workdir}/nsd.log"
-    verbosity: 2
-    rrl-ratelimit: 0
-    reuseport: no
-
-remote-control:
-    control-enable: no
-
+    return _nsd_server_clause(workdir, port, 2, f'    logfile: "{workdir}/nsd.log"\n') + f"""
 zone:
     name: {zone}
     zonefile: "{workdir}/secondary.zone"

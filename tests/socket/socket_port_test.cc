@@ -23,11 +23,14 @@
 #include "dataplane/handler.h"
 #include "dataplane/publisher.h"
 #include "dataplane/zone/snapshot.h"
+#include "tests/testing/socket_client.h"
 
 namespace tandem::dataplane {
 namespace {
 
 using Bytes = std::vector<uint8_t>;
+using testing::Client;
+using testing::Frame;
 using std::chrono::milliseconds;
 using Clock = std::chrono::steady_clock;
 
@@ -60,14 +63,6 @@ Bytes Query(uint16_t id, bool qr = false, std::string_view name = "www.example.c
   return q;
 }
 
-Bytes Frame(const Bytes& message) {
-  Bytes f(2 + message.size());
-  f[0] = static_cast<uint8_t>(message.size() >> 8);
-  f[1] = static_cast<uint8_t>(message.size());
-  std::copy(message.begin(), message.end(), f.begin() + 2);
-  return f;
-}
-
 uint16_t Id(const Bytes& m) { return static_cast<uint16_t>(m[0] << 8 | m[1]); }
 
 // REFUSED for `query`: same id, QR set, same question.
@@ -82,68 +77,6 @@ void ExpectRefused(const std::optional<Bytes>& response, const Bytes& query) {
             Bytes(query.begin() + 12, query.end()))
       << "question";
 }
-
-// A client socket, closed on scope exit.
-class Client {
- public:
-  Client(const Endpoint& to, int type, milliseconds timeout = milliseconds(2000)) {
-    fd_ = socket(to.family(), type, 0);
-    SetTimeout(timeout);
-    connected_ = connect(fd_, reinterpret_cast<const sockaddr*>(&to.addr), to.len) == 0;
-  }
-  ~Client() { close(fd_); }
-  Client(const Client&) = delete;
-  Client& operator=(const Client&) = delete;
-
-  int fd() const { return fd_; }
-  bool connected() const { return connected_; }
-  void SetTimeout(milliseconds timeout) {
-    timeval tv{static_cast<time_t>(timeout.count() / 1000),
-               static_cast<suseconds_t>(timeout.count() % 1000 * 1000)};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  }
-  bool Send(const Bytes& bytes) {
-    size_t done = 0;
-    while (done < bytes.size()) {
-      ssize_t n = send(fd_, bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      done += n;
-    }
-    return true;
-  }
-  // One datagram, or nothing before the timeout.
-  std::optional<Bytes> ReceiveDatagram() {
-    Bytes buf(65535);
-    ssize_t n = recv(fd_, buf.data(), buf.size(), 0);
-    if (n < 0) return std::nullopt;
-    buf.resize(n);
-    return buf;
-  }
-  // Exactly n bytes, or nothing on EOF, error or timeout.
-  std::optional<Bytes> ReadExact(size_t n) {
-    Bytes buf(n);
-    for (size_t done = 0; done < n;) {
-      ssize_t got = recv(fd_, buf.data() + done, n - done, 0);
-      if (got <= 0) return std::nullopt;
-      done += got;
-    }
-    return buf;
-  }
-  std::optional<Bytes> ReadFrame() {
-    std::optional<Bytes> prefix = ReadExact(2);
-    if (!prefix) return std::nullopt;
-    return ReadExact(size_t{(*prefix)[0]} << 8 | (*prefix)[1]);
-  }
-  // recv's result after waiting: 0 when the server closed the connection.
-  ssize_t ReceiveResult() {
-    uint8_t byte;
-    return recv(fd_, &byte, 1, 0);
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
 
 std::optional<Bytes> UdpExchange(const Endpoint& server, const Bytes& query) {
   Client client(server, SOCK_DGRAM);

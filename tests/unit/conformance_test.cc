@@ -26,6 +26,7 @@
 #include "dataplane/socket_port.h"
 #include "dataplane/zone/snapshot.h"
 #include "tests/testing/dns_message.h"
+#include "tests/testing/socket_client.h"
 
 namespace tandem {
 namespace {
@@ -301,47 +302,7 @@ TEST_F(ConformanceTest, ClassAnyIsAnsweredAsClassIn) {
 
 // ---- TCP: a lone header announcing a question closes the connection ----
 
-class Client {
- public:
-  explicit Client(const dataplane::Endpoint& to) {
-    fd_ = socket(to.family(), SOCK_STREAM, 0);
-    timeval tv{2, 0};
-    setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-    connected_ = connect(fd_, reinterpret_cast<const sockaddr*>(&to.addr), to.len) == 0;
-  }
-  ~Client() { close(fd_); }
-  bool connected() const { return connected_; }
-  bool Send(const Bytes& message) {
-    Bytes framed = {static_cast<uint8_t>(message.size() >> 8),
-                    static_cast<uint8_t>(message.size())};
-    framed.insert(framed.end(), message.begin(), message.end());
-    return send(fd_, framed.data(), framed.size(), MSG_NOSIGNAL) ==
-           static_cast<ssize_t>(framed.size());
-  }
-  std::optional<Bytes> ReadExact(size_t n) {
-    Bytes buf(n);
-    for (size_t done = 0; done < n;) {
-      ssize_t got = recv(fd_, buf.data() + done, n - done, 0);
-      if (got <= 0) return std::nullopt;
-      done += got;
-    }
-    return buf;
-  }
-  std::optional<Bytes> ReadFrame() {
-    auto prefix = ReadExact(2);
-    if (!prefix) return std::nullopt;
-    return ReadExact(size_t{(*prefix)[0]} << 8 | (*prefix)[1]);
-  }
-  // 0 when the server has closed the connection; -1 on a timeout.
-  ssize_t ReceiveResult() {
-    uint8_t byte;
-    return recv(fd_, &byte, 1, 0);
-  }
-
- private:
-  int fd_ = -1;
-  bool connected_ = false;
-};
+using testing::Client;
 
 class TcpConformanceTest : public ::testing::Test {
  protected:
@@ -372,7 +333,7 @@ TEST_F(TcpConformanceTest, LoneHeaderAnnouncingAQuestionClosesTheConnection) {
   for (uint16_t qdcount : {1, 2}) {
     Client client(server);
     ASSERT_TRUE(client.connected());
-    ASSERT_TRUE(client.Send(Header(0x4d41, qdcount)));
+    ASSERT_TRUE(client.SendFrame(Header(0x4d41, qdcount)));
     EXPECT_EQ(client.ReceiveResult(), 0) << "QDCOUNT " << qdcount;
   }
 }
@@ -382,9 +343,9 @@ TEST_F(TcpConformanceTest, AnswersBeforeALoneHeaderAreSentThenTheConnectionClose
   Client client(server);
   ASSERT_TRUE(client.connected());
   Bytes query = MakeQuery("www.example.com", dns::kTypeA, {.id = 0x1111});
-  ASSERT_TRUE(client.Send(query));
-  ASSERT_TRUE(client.Send(Header(0x2222, 1)));
-  ASSERT_TRUE(client.Send(MakeQuery("www.example.com", dns::kTypeA, {.id = 0x3333})));
+  ASSERT_TRUE(client.SendFrame(query));
+  ASSERT_TRUE(client.SendFrame(Header(0x2222, 1)));
+  ASSERT_TRUE(client.SendFrame(MakeQuery("www.example.com", dns::kTypeA, {.id = 0x3333})));
   std::optional<Bytes> first = client.ReadFrame();
   ASSERT_TRUE(first.has_value());
   EXPECT_EQ(dns::Get16(first->data()), 0x1111);
@@ -396,12 +357,12 @@ TEST_F(TcpConformanceTest, LoneHeaderWithoutAQuestionIsFormErrAndTheConnectionSt
   dataplane::Endpoint server = Start();
   Client client(server);
   ASSERT_TRUE(client.connected());
-  ASSERT_TRUE(client.Send(Header(0x5555, 0)));
+  ASSERT_TRUE(client.SendFrame(Header(0x5555, 0)));
   std::optional<Bytes> reply = client.ReadFrame();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(dns::Get16(reply->data()), 0x5555);
   EXPECT_EQ((*reply)[3] & 0x0f, kFormErr);
-  ASSERT_TRUE(client.Send(MakeQuery("www.example.com", dns::kTypeA, {.id = 0x6666})));
+  ASSERT_TRUE(client.SendFrame(MakeQuery("www.example.com", dns::kTypeA, {.id = 0x6666})));
   reply = client.ReadFrame();
   ASSERT_TRUE(reply.has_value());
   EXPECT_EQ(dns::Get16(reply->data()), 0x6666);
