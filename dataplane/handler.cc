@@ -102,6 +102,9 @@ class Response {
 
   void PutSoa(Section s) { PutSet(s, z_.apex(), z_.soa(), z_.negative_ttl()); }
 
+  // The question name in the message, as an owner the writer compresses without a search.
+  const uint8_t* question_name() const { return w_.question_name(); }
+
   // Remembers an RRset whose targets need addresses in the additional section.
   void WantAdditional(const RRset& set) {
     if (set.additional != kNone && nwant_ < kMaxWant) want_[nwant_++] = &set;
@@ -189,8 +192,9 @@ Outcome Resolve(const Zone& z, const dns::Query& q, const LookupName& qname, Res
   Outcome out;
   const LookupName* name = &qname;
   LookupName chained;  // the names links lead to
-  // The current name as written in answers: the question (its exact case) first.
-  const uint8_t* owner = q.qname.data;
+  // The current name as written in answers: the question (its exact case) first, taken
+  // from the message so that the writer compresses it without a search.
+  const uint8_t* owner = r.question_name();
   uint8_t synth[2][dns::kMaxNameLength];
   for (int step = 0;; ++step) {
     const zone::PoolSet::Binding* pooled = pools ? pools->Find(*name) : nullptr;

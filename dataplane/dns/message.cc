@@ -16,13 +16,47 @@ bool SkipRecord(const uint8_t* msg, size_t len, size_t pos, size_t* next, uint16
   return true;
 }
 
+namespace {
+
+// The question name: ParseName with no pointer allowed (nothing before the question to
+// point at), so the name stands whole in the message and is copied once its labels check
+// out, eight octets at a time. Returns false where ParseName fails.
+bool ParseQuestionName(const uint8_t* msg, size_t len, NameBuf* out, size_t* next) {
+  size_t pos = kHeaderSize;
+  int labels = 0;
+  // A label running past the end fails at the next length octet. The length limit is
+  // checked once at the end: the verdict is the same whichever check fails first.
+  for (;;) {
+    if (pos >= len) return false;
+    uint8_t l = msg[pos];
+    if (l & 0xc0) return false;  // a pointer, or a reserved label type
+    pos += 1 + l;
+    if (l == 0) break;
+    ++labels;
+  }
+  const uint8_t* name = msg + kHeaderSize;
+  size_t n = pos - kHeaderSize;
+  if (n > kMaxNameLength) return false;
+  if (n >= 8) {
+    // The last word overlaps the one before; no read or write beyond the name.
+    for (size_t i = 0; i + 8 <= n; i += 8) std::memcpy(out->data + i, name + i, 8);
+    std::memcpy(out->data + n - 8, name + n - 8, 8);
+  } else {
+    for (size_t i = 0; i < n; ++i) out->data[i] = name[i];
+  }
+  out->length = static_cast<uint8_t>(n);
+  out->labels = static_cast<uint8_t>(labels);
+  *next = pos;
+  return true;
+}
+
+}  // namespace
+
 QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   if (len < kHeaderSize || header::Qr(msg)) return QueryVerdict::kDrop;
   if (header::Qdcount(msg) != 1) return QueryVerdict::kFormErrHeader;
-  int budget = 0;  // no compression pointers in a question: nothing before it to point at
   size_t pos;
-  if (ParseName(msg, len, kHeaderSize, &q->qname, &pos, &budget) != NameError::kOk)
-    return QueryVerdict::kFormErrHeader;
+  if (!ParseQuestionName(msg, len, &q->qname, &pos)) return QueryVerdict::kFormErrHeader;
   if (pos + 4 > len) return QueryVerdict::kFormErrHeader;
   q->qtype = Get16(msg + pos);
   q->qclass = Get16(msg + pos + 2);
@@ -77,8 +111,14 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
 void MessageWriter::StartAfterQuestion(size_t question_end, int qname_labels) {
   pos_ = question_end;
   ntargets_ = 0;
-  // Register every suffix of the question name as a target.
-  AddTargets(kHeaderSize, buf_ + kHeaderSize, qname_labels, qname_labels);
+  qname_labels_ = qname_labels;
+  question_targets_pending_ = true;
+}
+
+// Registers every suffix of the question name as a target, ahead of any other.
+void MessageWriter::AddQuestionTargets() {
+  question_targets_pending_ = false;
+  AddTargets(kHeaderSize, buf_ + kHeaderSize, qname_labels_, qname_labels_);
 }
 
 void MessageWriter::Rollback(size_t size) {
@@ -114,7 +154,9 @@ int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
       }
       if (l == 0) break;
       for (uint8_t i = 1; i <= l; ++i) {
-        if (AsciiLower(buf_[p + i]) != AsciiLower(s[i])) {
+        uint8_t a = buf_[p + i];
+        uint8_t b = s[i];
+        if (a != b && AsciiLower(a) != AsciiLower(b)) {
           equal = false;
           break;
         }
@@ -128,7 +170,8 @@ int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
   return -1;
 }
 
-bool MessageWriter::WriteName(const uint8_t* name, bool compress) {
+bool MessageWriter::WriteSearchedName(const uint8_t* name, bool compress) {
+  if (compress && question_targets_pending_) AddQuestionTargets();
   int labels = CountLabels(name);
   const uint8_t* p = name;
   int written_labels = 0;
@@ -207,8 +250,19 @@ bool MessageWriter::WriteRecord(const uint8_t* owner, uint16_t type, uint32_t tt
   Put32(h + 4, ttl);
   pos_ += 10;
   size_t rd_start = pos_;
-  bool ok = HasNames(type) ? WriteRdata(type, rdata, rdlen)
-                           : (Reserve(rdlen) && (std::memcpy(buf_ + pos_, rdata, rdlen), pos_ += rdlen, true));
+  bool ok;
+  if (type == kTypeA || type == kTypeAAAA || !HasNames(type)) {  // RDATA as it stands
+    ok = Reserve(rdlen);
+    if (ok) {
+      // An address, most answers, as one move rather than a call.
+      if (rdlen == 4) std::memcpy(buf_ + pos_, rdata, 4);
+      else if (rdlen == 16) std::memcpy(buf_ + pos_, rdata, 16);
+      else std::memcpy(buf_ + pos_, rdata, rdlen);
+      pos_ += rdlen;
+    }
+  } else {
+    ok = WriteRdata(type, rdata, rdlen);
+  }
   if (!ok) {
     Rollback(start);
     return false;

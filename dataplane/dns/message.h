@@ -52,11 +52,27 @@ class MessageWriter {
   // The question name at offset 12 becomes a compression target.
   void StartAfterQuestion(size_t question_end, int qname_labels);
 
+  // The question name as it stands in the message (the client's case). Passed to WriteName
+  // or WriteRecord, it is written as a pointer to itself without a search: the search
+  // would find it first anyway, and most answers are owned by the question name.
+  const uint8_t* question_name() const { return buf_ + kHeaderSize; }
+
   // Restores a size from size(), dropping what was written after it (and its names
   // from the compression table).
   void Rollback(size_t size);
 
-  bool WriteName(const uint8_t* name, bool compress);
+  bool WriteName(const uint8_t* name, bool compress) {
+    // The question name itself: the search would stop at its first target, offset 12.
+    // (The root name is written whole: it is shorter than a pointer.)
+    if (compress && name == question_name() && qname_labels_ > 0) {
+      if (!Reserve(2)) return false;
+      buf_[pos_] = 0xc0;
+      buf_[pos_ + 1] = kHeaderSize;
+      pos_ += 2;
+      return true;
+    }
+    return WriteSearchedName(name, compress);
+  }
   // One record: owner (compressed), type, class IN, TTL, RDATA in uncompressed wire form;
   // names in the RDATA are compressed where the type allows it.
   bool WriteRecord(const uint8_t* owner, uint16_t type, uint32_t ttl, const uint8_t* rdata,
@@ -71,6 +87,8 @@ class MessageWriter {
   bool Reserve(size_t n) const { return pos_ + n <= limit_; }
   int FindSuffix(const uint8_t* suffix, int labels) const;
   void AddTargets(size_t start, const uint8_t* name, int labels, int count);
+  void AddQuestionTargets();
+  bool WriteSearchedName(const uint8_t* name, bool compress);
   bool WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdlen);
 
   uint8_t* buf_;
@@ -79,6 +97,11 @@ class MessageWriter {
   static constexpr int kMaxTargets = 96;
   Target targets_[kMaxTargets];
   int ntargets_ = 0;
+  int qname_labels_ = 0;
+  // The question's suffixes enter the table at the first search, not at the start: an
+  // answer owned by the question name alone needs no table. Nothing else enters before
+  // them, so the table is the same at every search.
+  bool question_targets_pending_ = false;
 };
 
 }  // namespace tandem::dns

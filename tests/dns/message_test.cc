@@ -3,12 +3,42 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
+#include <string>
+#include <vector>
+
 #include "tests/testing/dns_message.h"
 
 namespace tandem::dns {
 namespace {
 
 using testing::MakeQuery;
+
+const uint8_t* U8(const std::string& s) { return reinterpret_cast<const uint8_t*>(s.data()); }
+
+// A message holding the question for `qname`, ready for a writer.
+struct Question {
+  std::vector<uint8_t> msg;
+  size_t end = 0;
+  int labels = 0;
+};
+
+Question MakeQuestion(const std::string& qname, size_t size = 512) {
+  Question q;
+  q.msg = MakeQuery(qname, 1);
+  q.end = q.msg.size();
+  q.labels = CountLabels(q.msg.data() + kHeaderSize);
+  q.msg.resize(size);
+  return q;
+}
+
+// The message octets in [from, to).
+std::vector<uint8_t> Octets(const Question& q, size_t from, size_t to) {
+  return {q.msg.begin() + static_cast<long>(from), q.msg.begin() + static_cast<long>(to)};
+}
+
+// What a writer leaves in the message, past the question.
+std::vector<uint8_t> Written(const Question& q, const MessageWriter& w) { return Octets(q, q.end, w.size()); }
 
 TEST(ParseQuery, AcceptsPlainAndEdnsQueries) {
   Query q;
@@ -78,6 +108,51 @@ TEST(ParseQuery, EdnsErrors) {
   EXPECT_EQ(ParseQuery(badopt.data(), badopt.size(), &q), QueryVerdict::kFormErr);
 }
 
+// The question name as received: no compression, any case, and hostile label sequences.
+// ParseQuery reads it without ParseName; the two must agree on every input.
+TEST(ParseQuery, QuestionNameAgreesWithParseName) {
+  std::mt19937 rng(1);
+  std::string longest = std::string(63, 'a') + "." + std::string(63, 'b') + "." + std::string(63, 'c') +
+                        "." + std::string(61, 'd');
+  std::vector<std::vector<uint8_t>> seeds = {MakeQuery("www.Example.COM", 1), MakeQuery("a.b.c.d.e.f.g.h", 28),
+                                             MakeQuery("", 2), MakeQuery("x", 1), MakeQuery(longest, 1)};
+  // 255 octets exactly, then 256: the longest name and one octet more.
+  EXPECT_EQ(seeds.back().size(), 12u + 255 + 4);
+  auto over = seeds.back();
+  over[kHeaderSize + 3 * 64] = 62;
+  over.insert(over.begin() + kHeaderSize + 3 * 64 + 1, 'd');
+  Query edge;
+  EXPECT_EQ(ParseQuery(seeds.back().data(), seeds.back().size(), &edge), QueryVerdict::kOk);
+  EXPECT_EQ(ParseQuery(over.data(), over.size(), &edge), QueryVerdict::kFormErrHeader);
+  seeds.push_back(over);
+  for (int round = 0; round < 20000; ++round) {
+    auto m = seeds[rng() % seeds.size()];
+    int edits = static_cast<int>(rng() % 4);
+    for (int e = 0; e < edits; ++e) {
+      size_t at = kHeaderSize + rng() % (m.size() - kHeaderSize);
+      uint8_t values[] = {0, 1, 2, 3, 63, 64, 128, 0xc0, 0xff, static_cast<uint8_t>(rng())};
+      m[at] = values[rng() % 10];
+    }
+    if (rng() % 4 == 0) m.resize(kHeaderSize + rng() % (m.size() - kHeaderSize + 1));
+    Query q;
+    QueryVerdict v = ParseQuery(m.data(), m.size(), &q);
+    NameBuf ref;
+    size_t next;
+    int budget = 0;
+    bool name_ok = ParseName(m.data(), m.size(), kHeaderSize, &ref, &next, &budget) == NameError::kOk;
+    if (!name_ok || next + 4 > m.size()) {
+      EXPECT_EQ(v, QueryVerdict::kFormErrHeader) << round;
+      continue;
+    }
+    ASSERT_NE(v, QueryVerdict::kFormErrHeader) << round;
+    EXPECT_EQ(q.qname.length, ref.length) << round;
+    EXPECT_EQ(q.qname.labels, ref.labels) << round;
+    EXPECT_EQ(std::vector<uint8_t>(q.qname.data, q.qname.data + q.qname.length),
+              std::vector<uint8_t>(ref.data, ref.data + ref.length)) << round;
+    EXPECT_EQ(q.question_end, next + 4) << round;
+  }
+}
+
 TEST(MessageWriter, CompressesAgainstQuestionAndEarlierNames) {
   auto m = MakeQuery("www.example.com", 1);
   m.resize(512);
@@ -105,6 +180,92 @@ TEST(MessageWriter, RollsBackWhenFull) {
   auto owner = *NameFromText("example.com");
   EXPECT_FALSE(w.WriteRecord(reinterpret_cast<const uint8_t*>(owner.data()), 16, 60, big.data(), 40));
   EXPECT_EQ(w.size(), qend);
+}
+
+// The question name passed as itself (question_name()) is written without a search; the
+// bytes must be those of the search: a pointer to offset 12, whatever the case of the
+// question or of an equal name taken from elsewhere.
+TEST(MessageWriter, QuestionOwnerIsAPointerToTheQuestion) {
+  for (const char* qname : {"www.example.com", "WwW.ExAmPlE.cOm", "x", "A.B.C.D.E.F.G.H.I.J"}) {
+    Question fast = MakeQuestion(qname);
+    Question searched = MakeQuestion(qname);
+    MessageWriter wf(fast.msg.data(), fast.msg.size());
+    MessageWriter ws(searched.msg.data(), searched.msg.size());
+    wf.StartAfterQuestion(fast.end, fast.labels);
+    ws.StartAfterQuestion(searched.end, searched.labels);
+    std::string lower = *NameFromText(qname);
+    LowerName(reinterpret_cast<uint8_t*>(lower.data()), lower.size());
+    uint8_t a[4] = {192, 0, 2, 1};
+    ASSERT_TRUE(wf.WriteRecord(wf.question_name(), 1, 60, a, 4));
+    ASSERT_TRUE(ws.WriteRecord(U8(lower), 1, 60, a, 4));
+    EXPECT_EQ(Written(fast, wf), Written(searched, ws)) << qname;
+    EXPECT_EQ(Written(fast, wf)[0], 0xc0) << qname;
+    EXPECT_EQ(Written(fast, wf)[1], 12) << qname;
+  }
+}
+
+// The root as the question: a one-octet name is written as it stands, not as a pointer.
+TEST(MessageWriter, RootQuestionOwnerIsWrittenWhole) {
+  Question q = MakeQuestion("");
+  ASSERT_EQ(q.labels, 0);
+  MessageWriter w(q.msg.data(), q.msg.size());
+  w.StartAfterQuestion(q.end, q.labels);
+  ASSERT_TRUE(w.WriteName(w.question_name(), true));
+  EXPECT_EQ(Written(q, w), std::vector<uint8_t>{0});
+}
+
+// After an answer owned by the question, other names still compress against the
+// question's suffixes and against each other.
+TEST(MessageWriter, NamesWithACommonSuffixAfterAQuestionOwner) {
+  Question q = MakeQuestion("Www.Example.com");
+  MessageWriter w(q.msg.data(), q.msg.size());
+  w.StartAfterQuestion(q.end, q.labels);
+  ASSERT_TRUE(w.WriteName(w.question_name(), true));
+  size_t at = w.size();
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("mail.example.com")), true));
+  // example.com in the question
+  EXPECT_EQ(Octets(q, at, w.size()), (std::vector<uint8_t>{4, 'm', 'a', 'i', 'l', 0xc0, 16}));
+  size_t second = w.size();
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("a.MAIL.example.com")), true));
+  // the mail name above
+  EXPECT_EQ(Octets(q, second, w.size()), (std::vector<uint8_t>{1, 'a', 0xc0, static_cast<uint8_t>(at)}));
+  size_t third = w.size();
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("www.example.com")), true));  // equal, other case
+  EXPECT_EQ(Octets(q, third, w.size()), (std::vector<uint8_t>{0xc0, 12}));
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("other.test")), true));  // nothing in common
+  EXPECT_EQ(w.size(), third + 2 + 12);
+}
+
+// A question owner that does not fit leaves the message as it was; a rollback over one
+// forgets nothing it should keep: later names compress as in a fresh message.
+TEST(MessageWriter, RollbackAfterAQuestionOwner) {
+  Question q = MakeQuestion("www.example.com");
+  MessageWriter full(q.msg.data(), q.end + 1);
+  full.StartAfterQuestion(q.end, q.labels);
+  EXPECT_FALSE(full.WriteName(full.question_name(), true));
+  EXPECT_EQ(full.size(), q.end);
+  uint8_t a[4] = {192, 0, 2, 1};
+  MessageWriter tight(q.msg.data(), q.end + 2 + 10 + 3);
+  tight.StartAfterQuestion(q.end, q.labels);
+  EXPECT_FALSE(tight.WriteRecord(tight.question_name(), 1, 60, a, 4));  // RDATA does not fit
+  EXPECT_EQ(tight.size(), q.end);
+
+  Question fresh = MakeQuestion("www.example.com");
+  MessageWriter wf(fresh.msg.data(), fresh.msg.size());
+  wf.StartAfterQuestion(fresh.end, fresh.labels);
+  MessageWriter w(q.msg.data(), q.msg.size());
+  w.StartAfterQuestion(q.end, q.labels);
+  ASSERT_TRUE(w.WriteRecord(w.question_name(), 1, 60, a, 4));
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("ns.example.com")), true));
+  w.Rollback(q.end);
+  for (MessageWriter* x : {&w, &wf}) {
+    ASSERT_TRUE(x->WriteName(U8(*NameFromText("mx.example.com")), true));
+    ASSERT_TRUE(x->WriteRecord(x->question_name(), 1, 60, a, 4));
+    ASSERT_TRUE(x->WriteName(U8(*NameFromText("a.mx.example.com")), true));
+  }
+  EXPECT_EQ(Written(q, w), Written(fresh, wf));
+  EXPECT_EQ(Written(q, w), (std::vector<uint8_t>{2, 'm', 'x', 0xc0, 16, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4,
+                                                 192, 0, 2, 1, 1, 'a', 0xc0, static_cast<uint8_t>(q.end)}));
 }
 
 }  // namespace
