@@ -49,20 +49,13 @@ uint32_t SoaSerial(const dns::Record& soa) {
 
 std::vector<dns::Record> ZoneRecords(const zone::Zone& z) {
   std::vector<dns::Record> out;
-  out.push_back({});  // the SOA's place
-  for (size_t i = 0; i < z.node_count(); ++i) {
-    const zone::Node& n = z.node(static_cast<uint32_t>(i));
-    std::string owner(reinterpret_cast<const char*>(z.NodeName(n)), n.name_len);
-    for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
-      zone::Rdata rr = z.First(*set);
-      for (uint16_t k = 0; k < set->count; ++k, rr = z.Next(rr)) {
-        dns::Record r{owner, set->type, dns::kClassIn, set->ttl,
-                      std::string(reinterpret_cast<const char*>(rr.data), rr.size)};
-        if (set->type == dns::kTypeSOA) out[0] = std::move(r);
-        else out.push_back(std::move(r));
-      }
-    }
-  }
+  if (z.FindRRset(z.node(0), dns::kTypeSOA) == nullptr)
+    return out;  // a SERVFAIL zone has no records
+  ForEachRecord(z, [&](const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
+                       const uint8_t* rdata, uint16_t rdlen) {
+    out.push_back({std::string(reinterpret_cast<const char*>(owner), owner_len), type,
+                   dns::kClassIn, ttl, std::string(reinterpret_cast<const char*>(rdata), rdlen)});
+  });
   return out;
 }
 

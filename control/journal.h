@@ -15,7 +15,9 @@
 
 namespace tandem::control {
 
-// Every record of a zone as served (owner names lower-case), the SOA first.
+// Every record of a zone as served (owner names lower-case), in ForEachRecord's order
+// (control/zone_copy.h): the SOA first. Empty for a zone with no SOA (SERVFAIL). Transfers
+// walk the zone with ForEachRecord instead of listing it.
 std::vector<dns::Record> ZoneRecords(const zone::Zone& z);
 
 // The difference between two versions of a zone (SOA records in from_soa/to_soa only).

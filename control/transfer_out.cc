@@ -4,14 +4,17 @@
 #include <poll.h>
 #include <stdlib.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
 #include <ctime>
+#include <optional>
 
 #include "absl/strings/str_cat.h"
 #include "control/log.h"
+#include "control/zone_copy.h"
 #include "dataplane/dns/message.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/rrtype.h"
@@ -29,47 +32,80 @@ std::string AddressText(const sockaddr* sa) {
   return e.ToString();
 }
 
-// Builds the messages of a transfer: the question in the first only.
+// Hands the messages of an answer to the sink one at a time, each signed first when the
+// request was (RFC 8945 5.3.1: every message, each MAC chained to the one before).
+class Output {
+ public:
+  Output(TransferServer::MessageSink sink, const tsig::Key* key, const std::string& request_mac,
+         uint64_t now)
+      : sink_(sink), now_(now) {
+    if (key != nullptr) session_.emplace(*key, request_mac);
+  }
+
+  // False when the client is gone: nothing more is to be sent.
+  bool Send(std::string* m) {
+    if (cut_) return false;
+    if (session_) (void)session_->Sign(m, now_);
+    if (!sink_(*m)) {
+      cut_ = true;
+      return false;
+    }
+    ++sent_;
+    return true;
+  }
+
+  size_t sent() const { return sent_; }
+  bool cut() const { return cut_; }
+
+ private:
+  TransferServer::MessageSink sink_;
+  std::optional<tsig::ServerSession> session_;
+  uint64_t now_;
+  size_t sent_ = 0;
+  bool cut_ = false;
+};
+
+// Packs records into the messages of a transfer (the question in the first only) and sends
+// each as soon as it is full: one message buffer whatever the size of the zone.
 class MessageStream {
  public:
-  MessageStream(const uint8_t* query, size_t question_end) : query_(query, query + question_end) {
+  MessageStream(const uint8_t* query, size_t question_end, Output* out)
+      : query_(query, query + question_end), buf_(65535), out_(out) {
     Start(true);
   }
 
-  void Add(const dns::Record& r) {
+  // Each returns false once the client is gone: the caller stops.
+  bool Add(const dns::Record& r) {
+    return Add(reinterpret_cast<const uint8_t*>(r.owner.data()), r.type, r.ttl,
+               reinterpret_cast<const uint8_t*>(r.rdata.data()),
+               static_cast<uint16_t>(r.rdata.size()));
+  }
+  bool Add(const uint8_t* owner, uint16_t type, uint32_t ttl, const uint8_t* rdata,
+           uint16_t rdlen) {
     size_t before = w_->size();
-    if (!Put(r)) {
-      Finish();
+    if (!w_->WriteRecord(owner, type, ttl, rdata, rdlen)) {
+      if (!Finish()) return false;
       Start(false);
-      if (!Put(r)) {
+      if (!w_->WriteRecord(owner, type, ttl, rdata, rdlen)) {
         w_->Rollback(before);  // larger than a message alone: cannot happen for valid RDATA
-        return;
+        return true;
       }
     }
     ++count_;
+    return true;
   }
-
-  std::vector<std::string> Done() {
-    Finish();
-    return std::move(out_);
-  }
+  // Sends the last message.
+  bool Done() { return Finish(); }
 
  private:
-  bool Put(const dns::Record& r) {
-    return w_->WriteRecord(reinterpret_cast<const uint8_t*>(r.owner.data()), r.type, r.ttl,
-                           reinterpret_cast<const uint8_t*>(r.rdata.data()),
-                           static_cast<uint16_t>(r.rdata.size()));
-  }
-
   void Start(bool with_question) {
-    buf_.assign(65535, 0);
     size_t qlen = with_question ? query_.size() : dns::kHeaderSize;
     std::memcpy(buf_.data(), query_.data(), qlen);
     buf_[2] = static_cast<uint8_t>(0x80 | (query_[2] & 0x78) | 0x04);  // QR, opcode, AA
     buf_[3] = 0;
     dns::Put16(buf_.data() + 4, with_question ? 1 : 0);
     std::memset(buf_.data() + 6, 0, 6);
-    w_ = std::make_unique<dns::MessageWriter>(buf_.data(), kMessageLimit);
+    w_.emplace(buf_.data(), kMessageLimit);
     if (with_question) {
       int labels = dns::CountLabels(buf_.data() + dns::kHeaderSize);
       w_->StartAfterQuestion(qlen, labels);
@@ -79,19 +115,68 @@ class MessageStream {
     count_ = 0;
   }
 
-  void Finish() {
-    if (w_ == nullptr) return;
+  bool Finish() {
     dns::Put16(buf_.data() + 6, count_);
-    out_.emplace_back(reinterpret_cast<const char*>(buf_.data()), w_->size());
-    w_.reset();
+    message_.assign(reinterpret_cast<const char*>(buf_.data()), w_->size());  // reuses its capacity
+    return out_->Send(&message_);
   }
 
   std::vector<uint8_t> query_;
   std::vector<uint8_t> buf_;
-  std::unique_ptr<dns::MessageWriter> w_;
+  std::optional<dns::MessageWriter> w_;
   uint16_t count_ = 0;
-  std::vector<std::string> out_;
+  std::string message_;
+  Output* out_;
 };
+
+bool AddSoa(MessageStream& s, const zone::Zone& z) {
+  zone::Rdata rr = z.First(z.soa());
+  return s.Add(z.apex(), dns::kTypeSOA, z.soa().ttl, rr.data, rr.size);
+}
+
+// RFC 1995 4: our SOA; per difference its old SOA, the records removed, its new SOA, the
+// records added; our SOA again.
+bool AddDifferences(MessageStream& s, const zone::Zone& z,
+                    const std::vector<const IxfrDiff*>& chain) {
+  if (!AddSoa(s, z)) return false;
+  for (const IxfrDiff* d : chain) {
+    if (!s.Add(d->from_soa)) return false;
+    for (const auto& r : d->removed)
+      if (!s.Add(r)) return false;
+    if (!s.Add(d->to_soa)) return false;
+    for (const auto& r : d->added)
+      if (!s.Add(r)) return false;
+  }
+  return AddSoa(s, z);
+}
+
+// RFC 5936 2.2: the SOA, every other record, the SOA again, walked in place; the walk
+// stops when the client is gone.
+bool AddZone(MessageStream& s, const zone::Zone& z) {
+  return ForEachRecord(z, [&](const uint8_t* owner, size_t, uint16_t type, uint32_t ttl,
+                              const uint8_t* rdata, uint16_t rdlen) {
+           return s.Add(owner, type, ttl, rdata, rdlen);
+         }) &&
+         AddSoa(s, z);
+}
+
+// Streams the answer to an admitted request for `z` (see the top of transfer_out.h);
+// returns what it was, for the log.
+const char* StreamZone(MessageStream& s, const zone::Zone& z, const Journal* journal,
+                       std::optional<uint32_t> client) {
+  if (client && !SerialNewer(z.serial(), *client)) {
+    if (AddSoa(s, z)) s.Done();
+    return "IXFR (up to date)";
+  }
+  std::optional<std::vector<const IxfrDiff*>> chain;
+  if (client && journal != nullptr) chain = journal->Chain(*client, z.serial());
+  if (chain) {
+    if (AddDifferences(s, z, *chain)) s.Done();
+    return "IXFR";
+  }
+  if (AddZone(s, z)) s.Done();
+  return client ? "IXFR (whole zone)" : "AXFR";
+}
 
 std::string ErrorMessage(const uint8_t* query, size_t question_end, uint8_t rcode) {
   std::string m(reinterpret_cast<const char*>(query), question_end);
@@ -101,16 +186,28 @@ std::string ErrorMessage(const uint8_t* query, size_t question_end, uint8_t rcod
   return m;
 }
 
+// One message with its TCP length prefix, without copying it.
 bool SendAll(int fd, const std::string& msg) {
-  std::string framed(2, '\0');
-  dns::Put16(reinterpret_cast<uint8_t*>(framed.data()), static_cast<uint16_t>(msg.size()));
-  framed += msg;
-  size_t off = 0;
-  while (off < framed.size()) {
-    ssize_t n = send(fd, framed.data() + off, framed.size() - off, MSG_NOSIGNAL);
+  uint8_t length[2];
+  dns::Put16(length, static_cast<uint16_t>(msg.size()));
+  iovec iov[2] = {{length, 2}, {const_cast<char*>(msg.data()), msg.size()}};
+  msghdr mh{};
+  mh.msg_iov = iov;
+  mh.msg_iovlen = 2;
+  while (mh.msg_iovlen > 0) {
+    ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL);
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) return false;
-    off += static_cast<size_t>(n);
+    auto left = static_cast<size_t>(n);
+    while (mh.msg_iovlen > 0 && left >= mh.msg_iov->iov_len) {  // the parts sent whole
+      left -= mh.msg_iov->iov_len;
+      ++mh.msg_iov;
+      --mh.msg_iovlen;
+    }
+    if (left > 0) {  // the part sent in part
+      mh.msg_iov->iov_base = static_cast<char*>(mh.msg_iov->iov_base) + left;
+      mh.msg_iov->iov_len -= left;
+    }
   }
   return true;
 }
@@ -192,14 +289,23 @@ void TransferServer::Serve(Job& job) const {
   timeval tv{10, 0};  // a client that stops reading is dropped
   setsockopt(job.fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
   const sockaddr* from = reinterpret_cast<const sockaddr*>(&job.from);
-  for (const std::string& m : Answer(job.query, from))
-    if (!SendAll(job.fd, m)) {
-      LogWarning("transfer to ", AddressText(from), " cut: ", strerror(errno));
-      return;
-    }
+  Answer(std::move(job.query), from, [&](const std::string& m) {
+    if (SendAll(job.fd, m)) return true;
+    LogWarning("transfer to ", AddressText(from), " cut: ", strerror(errno));
+    return false;
+  });
 }
 
 std::vector<std::string> TransferServer::Answer(std::string query, const sockaddr* from) const {
+  std::vector<std::string> out;
+  Answer(std::move(query), from, [&](const std::string& m) {
+    out.push_back(m);
+    return true;
+  });
+  return out;
+}
+
+void TransferServer::Answer(std::string query, const sockaddr* from, MessageSink sink) const {
   auto* msg = reinterpret_cast<uint8_t*>(query.data());
   uint64_t now = static_cast<uint64_t>(time(nullptr));
   std::vector<tsig::Key> keys;
@@ -211,68 +317,49 @@ std::vector<std::string> TransferServer::Answer(std::string query, const sockadd
   size_t len = verdict.signed_request ? verdict.length_without_tsig : query.size();
   dns::Query q;
   dns::QueryVerdict v = dns::ParseQuery(msg, len, &q);
-  if (v == dns::QueryVerdict::kDrop) return {};
-  if (v != dns::QueryVerdict::kOk || verdict.error == dns::kFormErr)
-    return {ErrorMessage(msg, v == dns::QueryVerdict::kFormErrHeader ? dns::kHeaderSize : q.question_end, dns::kFormErr)};
+  if (v == dns::QueryVerdict::kDrop) return;
+  if (v != dns::QueryVerdict::kOk || verdict.error == dns::kFormErr) {
+    sink(ErrorMessage(msg,
+                      v == dns::QueryVerdict::kFormErrHeader ? dns::kHeaderSize : q.question_end,
+                      dns::kFormErr));
+    return;
+  }
   std::string who = AddressText(from);
   std::string zone_text = dns::NameToText(q.qname.data);
   if (verdict.error != 0) {
     std::string m = ErrorMessage(msg, q.question_end, dns::kNotAuth);
     (void)tsig::AppendErrorTsig(&m, verdict, now);
     LogWarning("transfer of ", zone_text, " to ", who, " refused: TSIG ", tsig::ErrorText(verdict.error));
-    return {m};
+    sink(m);
+    return;
   }
+  const tsig::Key* key = nullptr;
+  if (verdict.signed_request)
+    for (const auto& k : keys)
+      if (k.name == verdict.key_name) key = &k;
+  Output out(sink, key, verdict.request_mac, now);
   std::string apex(reinterpret_cast<const char*>(q.qname.data), q.qname.length);
   dns::LowerName(reinterpret_cast<uint8_t*>(apex.data()), apex.size());
   auto zone = lookup_(apex);
   bool allowed = false;
   if (zone)
     for (const auto& p : zone->allow) allowed |= from != nullptr && p.Contains(from);
-  std::vector<std::string> out;
   if (!zone || zone->zone->servfail()) {
-    out.push_back(ErrorMessage(msg, q.question_end, zone ? dns::kServFail : dns::kNotAuth));
+    std::string m = ErrorMessage(msg, q.question_end, zone ? dns::kServFail : dns::kNotAuth);
+    out.Send(&m);
   } else if (!allowed) {
     LogWarning("transfer of ", zone_text, " to ", who, " refused: not in allow_transfer");
-    out.push_back(ErrorMessage(msg, q.question_end, dns::kRefused));
+    std::string m = ErrorMessage(msg, q.question_end, dns::kRefused);
+    out.Send(&m);
   } else {
+    // The zone stays alive (held by `zone`) until its last record is sent.
     const zone::Zone& z = *zone->zone;
-    std::vector<dns::Record> records = ZoneRecords(z);
-    MessageStream stream(msg, q.question_end);
+    MessageStream stream(msg, q.question_end, &out);
     std::optional<uint32_t> client = q.qtype == dns::kTypeIXFR ? ClientSerial(msg, len, q.question_end) : std::nullopt;
-    std::optional<std::vector<const IxfrDiff*>> chain;
-    if (client && zone->journal) chain = zone->journal->Chain(*client, z.serial());
-    const char* kind = "AXFR";
-    if (client && !SerialNewer(z.serial(), *client)) {
-      kind = "IXFR (up to date)";
-      stream.Add(records[0]);
-    } else if (chain) {
-      kind = "IXFR";
-      stream.Add(records[0]);
-      for (const IxfrDiff* d : *chain) {
-        stream.Add(d->from_soa);
-        for (const auto& r : d->removed) stream.Add(r);
-        stream.Add(d->to_soa);
-        for (const auto& r : d->added) stream.Add(r);
-      }
-      stream.Add(records[0]);
-    } else {
-      if (client) kind = "IXFR (whole zone)";
-      for (const auto& r : records) stream.Add(r);
-      stream.Add(records[0]);
-    }
-    out = stream.Done();
-    LogInfo("transfer of ", zone_text, " serial ", z.serial(), " to ", who, ": ", kind, ", ", out.size(), " messages");
+    const char* kind = StreamZone(stream, z, zone->journal.get(), client);
+    LogInfo("transfer of ", zone_text, " serial ", z.serial(), " to ", who, ": ", kind, ", ",
+            out.sent(), " messages", out.cut() ? ", then the client was gone" : "");
   }
-  if (verdict.signed_request) {
-    const tsig::Key* key = nullptr;
-    for (const auto& k : keys)
-      if (k.name == verdict.key_name) key = &k;
-    if (key != nullptr) {
-      tsig::ServerSession session(*key, verdict.request_mac);
-      for (auto& m : out) (void)session.Sign(&m, now);
-    }
-  }
-  return out;
 }
 
 // ---- NOTIFY out -------------------------------------------------------------------------

@@ -3,7 +3,8 @@
 // and NOTIFY (RFC 1996) sent to a zone's notify targets when its serial changes.
 //
 //   AXFR: SOA, every record, SOA, packed into messages of up to 16 KiB (names compressed
-//         inside a message, never across messages)
+//         inside a message, never across messages), each sent as soon as it is full while
+//         the zone is walked record by record
 //   IXFR from serial S: S not older than ours -> our SOA alone
 //                       history holds S..ours  -> the differences (RFC 1995 4)
 //                       otherwise               -> the whole zone, AXFR-style
@@ -21,6 +22,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/functional/function_ref.h"
 #include "control/journal.h"
 #include "control/tsig.h"
 #include "dataplane/address.h"
@@ -47,7 +49,16 @@ class TransferServer : public dataplane::TransferSink {
   void Stop();
   void SetKeys(std::vector<tsig::Key> keys);  // on reload
 
-  // The messages answering `query` (exposed for tests); empty when nothing is to be sent.
+  // Takes each message of an answer as soon as it is built (and signed); returns false when
+  // the client is gone, which ends the answer.
+  using MessageSink = absl::FunctionRef<bool(const std::string& message)>;
+
+  // Answers `query` one message at a time: a transfer holds one message, never the zone's
+  // records or the whole answer, and its first message leaves before the rest of the zone
+  // is walked.
+  // Nothing goes to `sink` when the request is to be dropped.
+  void Answer(std::string query, const sockaddr* from, MessageSink sink) const;
+  // The same, collected (for tests).
   std::vector<std::string> Answer(std::string query, const sockaddr* from) const;
 
  private:

@@ -13,6 +13,7 @@
 #include "absl/container/flat_hash_set.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
+#include "control/journal.h"
 #include "control/zone_file.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/rrtype.h"
@@ -303,16 +304,7 @@ ZoneCopy ZoneCopy::FromZone(std::shared_ptr<const zone::Zone> built) {
   return c;
 }
 
-std::vector<dns::Record> ZoneCopy::records() const {
-  std::vector<dns::Record> out;
-  out.reserve(size_);
-  ForEachRecord(*zone_, [&](const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
-                            const uint8_t* rdata, uint16_t rdlen) {
-    out.push_back({std::string(reinterpret_cast<const char*>(owner), owner_len), type,
-                   dns::kClassIn, ttl, std::string(reinterpret_cast<const char*>(rdata), rdlen)});
-  });
-  return out;
-}
+std::vector<dns::Record> ZoneCopy::records() const { return ZoneRecords(*zone_); }
 
 // The differences become an overlay on this copy's zone (by record identity: present with
 // its record, or removed); the new zone is built from the records the overlay leaves alone

@@ -19,6 +19,7 @@
 #include <mutex>
 #include <string>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -117,12 +118,22 @@ class CopyBuilder : public ZoneSink {
 };
 
 // Calls f(owner, owner_len, type, ttl, rdata, rdlen) for every record of `z`, the SOA
-// first; owners are lower-case wire names.
+// first; owners are lower-case wire names. An `f` that returns bool stops the walk by
+// returning false; ForEachRecord then returns false.
 template <typename F>
-void ForEachRecord(const zone::Zone& z, F&& f) {
+bool ForEachRecord(const zone::Zone& z, F&& f) {
+  auto call = [&](const uint8_t* owner, size_t owner_len, uint16_t type, uint32_t ttl,
+                  const uint8_t* rdata, uint16_t rdlen) {
+    if constexpr (std::is_same_v<decltype(f(owner, owner_len, type, ttl, rdata, rdlen)), bool>) {
+      return f(owner, owner_len, type, ttl, rdata, rdlen);
+    } else {
+      f(owner, owner_len, type, ttl, rdata, rdlen);
+      return true;
+    }
+  };
   const zone::RRset& soa = z.soa();
   zone::Rdata first = z.First(soa);
-  f(z.apex(), z.apex_len(), soa.type, soa.ttl, first.data, first.size);
+  if (!call(z.apex(), z.apex_len(), soa.type, soa.ttl, first.data, first.size)) return false;
   for (size_t i = 0; i < z.node_count(); ++i) {
     const zone::Node& n = z.node(static_cast<uint32_t>(i));
     const uint8_t* owner = z.NodeName(n);
@@ -130,9 +141,10 @@ void ForEachRecord(const zone::Zone& z, F&& f) {
       if (set == &soa) continue;
       zone::Rdata rr = z.First(*set);
       for (uint16_t k = 0; k < set->count; ++k, rr = z.Next(rr))
-        f(owner, n.name_len, set->type, set->ttl, rr.data, rr.size);
+        if (!call(owner, n.name_len, set->type, set->ttl, rr.data, rr.size)) return false;
     }
   }
+  return true;
 }
 
 // True when `set` (of `z`) holds this RDATA; names inside RDATA compare without case.

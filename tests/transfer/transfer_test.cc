@@ -2,7 +2,9 @@
 //   - ZoneCopy: FromRecords checks, Apply of IXFR differences, Save/Load round trip;
 //   - Difference and Journal: Append, Chain, Load from disk, max_versions;
 //   - TransferServer::Answer: AXFR and IXFR streams (current serial, a serial in the
-//     history, an unknown serial), allow_transfer, TSIG (signed, wrong secret);
+//     history, an unknown serial), allow_transfer, TSIG (signed, wrong secret); the AXFR
+//     in the zone's order, streamed message by message (50k names in messages of at most
+//     16 KiB, a sink that refuses a message ending the transfer), and Serve's framing;
 //   - SerialNewer: RFC 1982 edge cases.
 // The transfer client's stream parsing (control::Transfer) is exercised against real
 // servers by tests/integration/test_primary.py, not here.
@@ -517,7 +519,7 @@ Parsed Parse(const std::string& m) {
     }
     pos += 5;
   }
-  int budget = 256;
+  int budget = 4096;  // per message, as control::Transfer reads them
   for (int i = 0; i < dns::header::Ancount(b); ++i) {
     dns::Record r;
     if (!dns::ReadRecord(b, m.size(), &pos, &budget, &r, &p.error)) {
@@ -750,6 +752,161 @@ tsig::Key Key(const std::string& secret) {
   auto key = tsig::MakeKey(k);
   EXPECT_TRUE(key.ok()) << key.status();
   return *key;
+}
+
+// ---- Streaming ------------------------------------------------------------------------
+
+// The records of a zone in the order an AXFR has always carried them, read straight from
+// the zone: the SOA, then node by node, RRset by RRset, RDATA by RDATA (the SOA not again).
+std::vector<std::string> ZoneOrder(const zone::Zone& z) {
+  std::vector<std::string> out;
+  auto id = [&](const zone::Node& n, const zone::RRset& set, zone::Rdata rr) {
+    return Id(dns::Record{std::string(reinterpret_cast<const char*>(z.NodeName(n)), n.name_len),
+                          set.type, dns::kClassIn, set.ttl,
+                          std::string(reinterpret_cast<const char*>(rr.data), rr.size)});
+  };
+  out.push_back(id(z.node(0), z.soa(), z.First(z.soa())));
+  for (size_t i = 0; i < z.node_count(); ++i) {
+    const zone::Node& n = z.node(static_cast<uint32_t>(i));
+    for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
+      if (set->type == dns::kTypeSOA) continue;
+      zone::Rdata rr = z.First(*set);
+      for (uint16_t k = 0; k < set->count; ++k, rr = z.Next(rr)) out.push_back(id(n, *set, rr));
+    }
+  }
+  return out;
+}
+
+std::vector<std::string> InOrder(const std::vector<dns::Record>& rs) {
+  std::vector<std::string> out;
+  for (const auto& r : rs) out.push_back(Id(r));
+  return out;
+}
+
+// A zone of `names` names beside kV1's: A, AAAA, MX and TXT records, so that messages
+// fill with records of several sizes and with names compressed against each other.
+std::string ManyNames(int names) {
+  std::string text = kV1;
+  for (int i = 0; i < names; ++i) {
+    switch (i % 4) {
+      case 0:
+        absl::StrAppend(&text, "n", i, " IN A 192.0.", (i >> 8) & 255, ".", i & 255, "\n");
+        break;
+      case 1:
+        absl::StrAppend(&text, "n", i, " IN AAAA 2001:db8::", absl::Hex(i >> 16), ":",
+                        absl::Hex(i & 0xffff), "\n");
+        break;
+      case 2:
+        absl::StrAppend(&text, "n", i, " IN MX 10 n", i - 2, "\n");
+        break;
+      default:
+        absl::StrAppend(&text, "n", i, " 60 IN TXT \"name ", i, "\"\n");
+        break;
+    }
+  }
+  return text;
+}
+
+TEST_F(AnswerTest, AxfrCarriesTheZoneInItsOrder) {
+  auto s = Server(v3_);
+  auto rs = Stream(Ask(*s, Query(dns::kTypeAXFR, 0x1112)), 0x1112);
+  ASSERT_GE(rs.size(), 3u);
+  std::vector<dns::Record> body(rs.begin(), rs.end() - 1);
+  EXPECT_EQ(InOrder(body), ZoneOrder(*v3_));
+  EXPECT_EQ(InOrder(body), InOrder(ZoneRecords(*v3_)));
+  EXPECT_EQ(Id(rs.back()), Id(rs.front()));
+}
+
+TEST_F(AnswerTest, AxfrOf50kNamesStreamsMessagesOfAtMost16KiB) {
+  auto big = LoadZone(ManyNames(50000));
+  ASSERT_TRUE(big);
+  auto s = Server(big);
+  sockaddr_in from = Addr("127.0.0.1");
+  std::vector<std::string> msgs;
+  s->Answer(Query(dns::kTypeAXFR, 0x2223), reinterpret_cast<const sockaddr*>(&from),
+            [&](const std::string& m) {
+              EXPECT_LE(m.size(), 16384u) << "message " << msgs.size();
+              msgs.push_back(m);
+              return true;
+            });
+  EXPECT_GT(msgs.size(), 50u);
+  auto rs = Stream(msgs, 0x2223);
+  ASSERT_EQ(rs.size(), ZoneRecords(*big).size() + 1);
+  std::vector<dns::Record> body(rs.begin(), rs.end() - 1);
+  EXPECT_EQ(InOrder(body), ZoneOrder(*big));
+  EXPECT_EQ(InOrder(body), InOrder(ZoneRecords(*big)));
+  EXPECT_EQ(Id(rs.back()), Id(rs.front()));
+  // Every message but the last is full to within one record: none is sent half empty.
+  for (size_t i = 0; i + 1 < msgs.size(); ++i)
+    EXPECT_GT(msgs[i].size(), 16384u - 300) << "message " << i;
+
+  // IXFR from the current serial: one message holding the SOA alone.
+  std::vector<std::string> soa_only;
+  s->Answer(Query(dns::kTypeIXFR, 0x2224, 1), reinterpret_cast<const sockaddr*>(&from),
+            [&](const std::string& m) {
+              soa_only.push_back(m);
+              return true;
+            });
+  ASSERT_EQ(soa_only.size(), 1u);
+  rs = Stream(soa_only, 0x2224);
+  ASSERT_EQ(rs.size(), 1u);
+  EXPECT_EQ(Id(rs[0]), ZoneOrder(*big)[0]);
+}
+
+TEST_F(AnswerTest, SinkRefusingAMessageEndsTheTransfer) {
+  auto big = LoadZone(ManyNames(20000));
+  ASSERT_TRUE(big);
+  tsig::Key key = Key("secret secret secret secret!");
+  auto s = Server(big, {key});
+  sockaddr_in from = Addr("127.0.0.1");
+  for (bool sign : {false, true}) {
+    for (size_t stop_at : {1u, 3u}) {
+      std::string q = Query(dns::kTypeAXFR, 0x2225);
+      if (sign) {
+        ASSERT_TRUE(
+            tsig::ClientSession(key).SignRequest(&q, static_cast<uint64_t>(time(nullptr))).ok());
+      }
+      size_t calls = 0;
+      s->Answer(q, reinterpret_cast<const sockaddr*>(&from),
+                [&](const std::string&) { return ++calls < stop_at; });
+      EXPECT_EQ(calls, stop_at) << "signed " << sign;
+    }
+  }
+  // The same server answers the next request in full.
+  auto rs = Stream(Ask(*s, Query(dns::kTypeAXFR, 0x2226)), 0x2226);
+  EXPECT_EQ(rs.size(), ZoneRecords(*big).size() + 1);
+}
+
+// Serve: the messages of Answer go out on the connection, each behind its two-octet length
+// (RFC 1035 4.2.2), and the connection is closed after the last.
+TEST_F(AnswerTest, ServedConnectionCarriesTheMessagesFramed) {
+  auto big = LoadZone(ManyNames(5000));
+  ASSERT_TRUE(big);
+  auto lookup = [this, big](const std::string& apex) -> std::optional<TransferableZone> {
+    if (apex != Wire(kZone)) return std::nullopt;
+    return TransferableZone{big, allow_, journal_};
+  };
+  TransferServer server(lookup, {}, /*threads=*/1);
+  int fds[2];
+  ASSERT_EQ(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+  sockaddr_in from = Addr("127.0.0.1");
+  server.OnTransfer(fds[0], Query(dns::kTypeAXFR, 0x2227),
+                    reinterpret_cast<const sockaddr*>(&from));
+  std::string received;
+  char buf[65536];
+  for (ssize_t n; (n = read(fds[1], buf, sizeof buf)) > 0;)
+    received.append(buf, static_cast<size_t>(n));
+  close(fds[1]);
+  std::vector<std::string> msgs;
+  size_t pos = 0;
+  while (pos + 2 <= received.size()) {
+    size_t len = dns::Get16(reinterpret_cast<const uint8_t*>(received.data()) + pos);
+    ASSERT_LE(pos + 2 + len, received.size()) << "a message cut short";
+    msgs.push_back(received.substr(pos + 2, len));
+    pos += 2 + len;
+  }
+  EXPECT_EQ(pos, received.size());
+  EXPECT_EQ(msgs, Ask(server, Query(dns::kTypeAXFR, 0x2227)));
 }
 
 TEST_F(AnswerTest, TsigSignedAxfrIsSignedEveryMessage) {
