@@ -92,6 +92,17 @@ bool IsOurV6(const FrameContext& ctx, const uint8_t* addr) {
   return false;
 }
 
+// Six octets compared in two loads, without a call to memcmp (once per frame).
+bool SameMac(const uint8_t* a, const uint8_t* b) {
+  uint32_t a4, b4;
+  uint16_t a2, b2;
+  std::memcpy(&a4, a, 4);
+  std::memcpy(&b4, b, 4);
+  std::memcpy(&a2, a + 4, 2);
+  std::memcpy(&b2, b + 4, 2);
+  return ((a4 ^ b4) | static_cast<uint32_t>(a2 ^ b2)) == 0;
+}
+
 void SwapBytes(uint8_t* a, uint8_t* b, size_t n) {
   uint8_t tmp[16];
   std::memcpy(tmp, a, n);
@@ -204,7 +215,7 @@ bool Classify(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
   ++c.rx_packets;
   if (len < 14 || room < len) return *result = Drop(c.malformed), false;
   if (frame[0] & 1) return *result = kKernel, false;  // broadcast and multicast: ARP, ND
-  if (std::memcmp(frame, ctx.mac, 6) != 0) return *result = Drop(c.not_for_us), false;
+  if (!SameMac(frame, ctx.mac)) return *result = Drop(c.not_for_us), false;
   uint8_t l2 = 14;
   uint16_t type = Get16(frame + 12);
   if (type == kEtherVlan) {
