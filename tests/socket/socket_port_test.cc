@@ -4,6 +4,9 @@
 
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
+#include <linux/if_packet.h>
+#include <net/ethernet.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <sys/socket.h>
@@ -189,6 +192,75 @@ TEST_F(SocketPortTest, UdpOnWildcardRepliesFromTheQueriedAddress) {
     EXPECT_EQ(source.ToString(), to.ToString());
   }
   close(fd);
+}
+
+// The IPv4 header of the first datagram seen on loopback from `server` to `client`
+// (an AF_PACKET capture, root only), or nothing before the timeout.
+std::optional<Bytes> CaptureReplyHeader(int capture, const Endpoint& server, const Endpoint& client) {
+  Bytes buf(65536);
+  for (auto deadline = Clock::now() + milliseconds(2000); Clock::now() < deadline;) {
+    ssize_t n = recv(capture, buf.data(), buf.size(), 0);
+    if (n < 28 || (buf[0] >> 4) != 4 || buf[9] != IPPROTO_UDP) continue;
+    size_t ihl = (buf[0] & 0x0f) * 4u;
+    uint16_t sport = static_cast<uint16_t>(buf[ihl] << 8 | buf[ihl + 1]);
+    uint16_t dport = static_cast<uint16_t>(buf[ihl + 2] << 8 | buf[ihl + 3]);
+    if (sport == server.port() && dport == client.port()) return Bytes(buf.begin(), buf.begin() + ihl);
+  }
+  return std::nullopt;
+}
+
+// With the default payload cap (1232) UDP answers over IPv4 leave with DF set and no IP
+// identification, as the poll-mode path sends them; with a cap above an Ethernet frame's
+// room the kernel may fragment them, and picks an identification for each.
+TEST_F(SocketPortTest, UdpAnswersOverIpv4CarryDontFragmentWhenTheyFitAnyLink) {
+  int capture = socket(AF_PACKET, SOCK_DGRAM, htons(ETH_P_IP));
+  if (capture < 0) GTEST_SKIP() << "no AF_PACKET socket (needs root): " << strerror(errno);
+  sockaddr_ll lo{};
+  lo.sll_family = AF_PACKET;
+  lo.sll_protocol = htons(ETH_P_IP);
+  lo.sll_ifindex = static_cast<int>(if_nametoindex("lo"));
+  ASSERT_EQ(bind(capture, reinterpret_cast<sockaddr*>(&lo), sizeof lo), 0) << strerror(errno);
+  timeval tv{0, 200 * 1000};
+  setsockopt(capture, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+
+  // Three answers each, their IPv4 headers: DF set? identification 0?
+  auto headers = [&](const Endpoint& server) {
+    std::vector<Bytes> out;
+    for (uint16_t id = 1; id <= 3; ++id) {
+      Client client(server, SOCK_DGRAM);
+      Endpoint local;
+      local.len = sizeof local.addr;
+      getsockname(client.fd(), reinterpret_cast<sockaddr*>(&local.addr), &local.len);
+      Bytes query = Query(id);
+      EXPECT_TRUE(client.Send(query));
+      ExpectRefused(client.ReceiveDatagram(), query);
+      std::optional<Bytes> header = CaptureReplyHeader(capture, server, local);
+      EXPECT_TRUE(header.has_value());
+      if (header) out.push_back(*header);
+    }
+    return out;
+  };
+
+  Endpoint server = Start("127.0.0.1:0");
+  std::vector<Bytes> capped = headers(server);
+  ASSERT_EQ(capped.size(), 3u);
+  for (const Bytes& h : capped) {
+    EXPECT_TRUE(h[6] & 0x40) << "DF";
+    EXPECT_EQ(h[4] << 8 | h[5], 0) << "identification";
+  }
+  server_->Stop();
+
+  QueryHandler big(HandlerOptions{.udp_max_payload = 4096});
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  absl::StatusOr<std::unique_ptr<SocketServer>> other = SocketServer::Start(options, publisher_, big);
+  ASSERT_TRUE(other.ok()) << other.status();
+  std::vector<Bytes> uncapped = headers((*other)->BoundEndpoints().at(0));
+  (*other)->Stop();
+  ASSERT_EQ(uncapped.size(), 3u);
+  EXPECT_TRUE(std::any_of(uncapped.begin(), uncapped.end(), [](const Bytes& h) { return (h[4] << 8 | h[5]) != 0; }))
+      << "the kernel chose no identification";
+  close(capture);
 }
 
 TEST_F(SocketPortTest, SeveralUdpWorkersAllAnswer) {
