@@ -3,7 +3,9 @@
 // with the receive checksums unchecked and trusted (offload flags), with transmit checksum
 // offload off and on, in an mbuf-sized buffer and in one exactly as long as the frame.
 // A transmitted frame must fit the buffer, carry consistent lengths and, without offload,
-// valid checksums, and a well-formed DNS response.
+// valid checksums, and a well-formed DNS response. Then a receive burst of 33 frames made
+// from the input (whole, one octet short, to another MAC, in turn) goes through
+// ProcessFrames: each frame must come out exactly as ProcessFrame leaves it alone.
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -103,6 +105,38 @@ void Run(const uint8_t* data, size_t size, uint32_t room, uint32_t flags, const 
   }
 }
 
+// The burst path against the frame-at-a-time path, frame by frame.
+void RunBurst(const uint8_t* data, size_t size) {
+  Fixture& fx = Get();
+  constexpr size_t kFrames = 33;  // past the handler's stage of 32
+  constexpr uint32_t kRoom = 2048;
+  if (size > kRoom) return;
+  std::unique_ptr<uint8_t[]> burst(new uint8_t[kFrames * kRoom]);
+  std::unique_ptr<uint8_t[]> alone(new uint8_t[kFrames * kRoom]);
+  RxFrame rx[kFrames];
+  FrameResult alone_results[kFrames];
+  for (size_t k = 0; k < kFrames; ++k) {
+    uint8_t* f = burst.get() + k * kRoom;
+    std::memcpy(f, data, size);
+    uint32_t len = static_cast<uint32_t>(size);
+    if (k % 3 == 1 && len > 0) --len;
+    if (k % 3 == 2 && len > 0) f[0] ^= 0x02;
+    std::memcpy(alone.get() + k * kRoom, f, len);
+    rx[k] = {f, len, kRoom, 0};
+    alone_results[k] = ProcessFrame(alone.get() + k * kRoom, len, kRoom, 0, fx.plain, fx.snapshot.get(),
+                                    fx.handler, fx.counters);
+  }
+  ProcessFrames(rx, fx.plain, fx.snapshot.get(), fx.handler, fx.counters);
+  for (size_t k = 0; k < kFrames; ++k) {
+    const FrameResult& a = alone_results[k];
+    const FrameResult& b = rx[k].result;
+    if (a.verdict != b.verdict || a.length != b.length) Fail("a burst's frame differs from the frame alone");
+    uint32_t n = b.verdict == FrameVerdict::kTransmit ? b.length : rx[k].len;
+    if (std::memcmp(burst.get() + k * kRoom, alone.get() + k * kRoom, n) != 0)
+      Fail("a burst's frame bytes differ from the frame alone");
+  }
+}
+
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
@@ -113,5 +147,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   Run(data, size, mbuf, kRxIpChecksumGood | kRxL4ChecksumGood, fx.plain);
   Run(data, size, mbuf, kRxIpChecksumGood | kRxL4ChecksumGood, fx.offload);
   Run(data, size, static_cast<uint32_t>(size), kRxIpChecksumGood | kRxL4ChecksumGood, fx.plain);
+  RunBurst(data, size);
   return 0;
 }
