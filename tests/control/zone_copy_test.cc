@@ -18,6 +18,7 @@
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/rrtype.h"
 #include "dataplane/dns/wire.h"
+#include "tests/testing/temp_dir.h"
 
 namespace tandem::control {
 namespace {
@@ -66,21 +67,7 @@ std::multiset<std::string> Ids(const std::vector<dns::Record>& rs) {
   return out;
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "tandem-zone-copy-test-XXXXXX").string();
-    path_ = mkdtemp(t.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(RecordArena, RoundTripAcrossBlocks) {
   RecordArena arena;

@@ -39,6 +39,7 @@
 #include "dataplane/dns/rrtype.h"
 #include "dataplane/dns/wire.h"
 #include "gtest/gtest.h"
+#include "tests/testing/temp_dir.h"
 #include "tests/testing/dns_message.h"
 
 namespace tandem::control {
@@ -252,23 +253,7 @@ TEST(ZoneCopy, ApplyRejectsRemovingAbsentRecord) {
   EXPECT_FALSE(n.ok());
 }
 
-class TempDir {
- public:
-  TempDir() {
-    std::string t = (fs::temp_directory_path() / "tandem-transfer-test-XXXXXX").string();
-    char* p = mkdtemp(t.data());
-    EXPECT_NE(p, nullptr);
-    path_ = t;
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path_, ec);
-  }
-  const std::string& path() const { return path_; }
-
- private:
-  std::string path_;
-};
+using testing::TempDir;
 
 TEST(ZoneCopy, SaveLoadRoundTrip) {
   TempDir tmp;
