@@ -82,16 +82,23 @@ std::string CheckHeader(const uint8_t* msg, size_t len, uint16_t id) {
   return "";
 }
 
-// Parses the answer section of a message (the question is skipped).
-bool ReadAnswers(const uint8_t* msg, size_t len, std::vector<dns::Record>* out, std::string* error) {
-  size_t pos = dns::kHeaderSize;
+// Sets *pos past the question section of a message.
+bool SkipQuestions(const uint8_t* msg, size_t len, size_t* pos, std::string* error) {
+  *pos = dns::kHeaderSize;
   for (int i = 0; i < dns::header::Qdcount(msg); ++i) {
-    if (dns::SkipName(msg, len, pos, &pos) != dns::NameError::kOk || pos + 4 > len) {
+    if (dns::SkipName(msg, len, *pos, pos) != dns::NameError::kOk || *pos + 4 > len) {
       *error = "malformed question";
       return false;
     }
-    pos += 4;
+    *pos += 4;
   }
+  return true;
+}
+
+// Parses the answer section of a message (the question is skipped).
+bool ReadAnswers(const uint8_t* msg, size_t len, std::vector<dns::Record>* out, std::string* error) {
+  size_t pos;
+  if (!SkipQuestions(msg, len, &pos, error)) return false;
   int budget = 4096;
   for (int i = 0; i < dns::header::Ancount(msg); ++i) {
     dns::Record r;
@@ -259,14 +266,8 @@ bool ReadView(const uint8_t* msg, size_t len, size_t* pos, int* budget, dns::Nam
 // question is skipped). `scratch` is reused for the records read as dns::Records.
 bool ReadStream(const uint8_t* msg, size_t len, dns::Record* scratch, Stream* stream,
                 std::string* error) {
-  size_t pos = dns::kHeaderSize;
-  for (int i = 0; i < dns::header::Qdcount(msg); ++i) {
-    if (dns::SkipName(msg, len, pos, &pos) != dns::NameError::kOk || pos + 4 > len) {
-      *error = "malformed question";
-      return false;
-    }
-    pos += 4;
-  }
+  size_t pos;
+  if (!SkipQuestions(msg, len, &pos, error)) return false;
   int budget = 4096;
   dns::NameBuf owner;
   View view;
@@ -411,13 +412,8 @@ absl::StatusOr<SoaAnswer> QuerySoaTcp(const TransferOptions& o) {
 
 }  // namespace
 
-void RecordArena::Add(const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
-                      uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
-  size_t need = 1 + owner_len + 10 + rdlen;
-  if (blocks_.empty() || kBlockSize - blocks_.back().used < need)
-    blocks_.push_back({std::unique_ptr<uint8_t[]>(new uint8_t[kBlockSize]), 0});
-  Block& b = blocks_.back();
-  uint8_t* p = b.data.get() + b.used;
+void RecordArena::Encode(uint8_t* p, const uint8_t* owner, size_t owner_len, uint16_t type,
+                         uint16_t rclass, uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
   *p++ = static_cast<uint8_t>(owner_len);
   std::memcpy(p, owner, owner_len);
   p += owner_len;
@@ -426,6 +422,15 @@ void RecordArena::Add(const uint8_t* owner, size_t owner_len, uint16_t type, uin
   std::memcpy(p + 4, &ttl, 4);
   std::memcpy(p + 8, &rdlen, 2);
   std::memcpy(p + 10, rdata, rdlen);
+}
+
+void RecordArena::Add(const uint8_t* owner, size_t owner_len, uint16_t type, uint16_t rclass,
+                      uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
+  size_t need = EncodedSize(owner_len, rdlen);
+  if (blocks_.empty() || kBlockSize - blocks_.back().used < need)
+    blocks_.push_back({std::unique_ptr<uint8_t[]>(new uint8_t[kBlockSize]), 0});
+  Block& b = blocks_.back();
+  Encode(b.data.get() + b.used, owner, owner_len, type, rclass, ttl, rdata, rdlen);
   b.used += need;
   ++count_;
 }

@@ -73,6 +73,12 @@ class RecordArena {
            const uint8_t* rdata, uint16_t rdlen);
   void Add(const dns::Record& r);
 
+  // The layout of one record in the arena (and in ZoneCopy's batches): owner length,
+  // owner, type, class, TTL, RDATA length (host order), RDATA.
+  static size_t EncodedSize(size_t owner_len, uint16_t rdlen) { return 1 + owner_len + 10 + rdlen; }
+  static void Encode(uint8_t* p, const uint8_t* owner, size_t owner_len, uint16_t type,
+                     uint16_t rclass, uint32_t ttl, const uint8_t* rdata, uint16_t rdlen);
+
   size_t size() const { return count_; }
   bool empty() const { return count_ == 0; }
   size_t bytes() const;  // of record data held

@@ -53,34 +53,6 @@ size_t CountRecords(const zone::Zone& z) {
   return n;
 }
 
-// Presentation form of a wire name, appended (dns::NameToText's escapes, without a string
-// per name).
-void AppendName(std::string* out, const uint8_t* wire) {
-  if (*wire == 0) {
-    out->push_back('.');
-    return;
-  }
-  static const char kDigits[] = "0123456789";
-  while (*wire) {
-    uint8_t l = *wire;
-    for (uint8_t i = 1; i <= l; ++i) {
-      uint8_t c = wire[i];
-      if (c == '.' || c == '\\' || c == '"' || c == '(' || c == ')' || c == ';' || c == '@' ||
-          c == '$') {
-        out->push_back('\\');
-        out->push_back(static_cast<char>(c));
-      } else if (c <= 0x20 || c >= 0x7f) {
-        char esc[4] = {'\\', kDigits[c / 100], kDigits[c / 10 % 10], kDigits[c % 10]};
-        out->append(esc, 4);
-      } else {
-        out->push_back(static_cast<char>(c));
-      }
-    }
-    out->push_back('.');
-    wire += 1 + l;
-  }
-}
-
 void AppendNumber(std::string* out, uint32_t v) {
   char buf[10];
   int n = 0;
@@ -102,16 +74,8 @@ constexpr size_t kMaxQueued = 8;  // batches handed over and not yet built: at m
 void Append(std::vector<uint8_t>* b, const uint8_t* owner, size_t owner_len, uint16_t type,
             uint16_t rclass, uint32_t ttl, const uint8_t* rdata, uint16_t rdlen) {
   size_t at = b->size();
-  b->resize(at + 1 + owner_len + 10 + rdlen);
-  uint8_t* p = b->data() + at;
-  *p++ = static_cast<uint8_t>(owner_len);
-  std::memcpy(p, owner, owner_len);
-  p += owner_len;
-  std::memcpy(p, &type, 2);
-  std::memcpy(p + 2, &rclass, 2);
-  std::memcpy(p + 4, &ttl, 4);
-  std::memcpy(p + 8, &rdlen, 2);
-  std::memcpy(p + 10, rdata, rdlen);
+  b->resize(at + RecordArena::EncodedSize(owner_len, rdlen));
+  RecordArena::Encode(b->data() + at, owner, owner_len, type, rclass, ttl, rdata, rdlen);
 }
 
 }  // namespace
@@ -456,7 +420,7 @@ absl::Status ZoneCopy::Save(const std::string& path) const {
     if (!status.ok()) return;
     if (owner != last_owner) {
       owner_text.clear();
-      AppendName(&owner_text, owner);
+      dns::AppendNameText(&owner_text, owner);
       last_owner = owner;
     }
     out += owner_text;

@@ -176,28 +176,35 @@ absl::StatusOr<std::string> NameFromText(std::string_view text) {
   return out;
 }
 
-std::string NameToText(const uint8_t* wire) {
-  std::string out;
-  if (*wire == 0) return ".";
+void AppendNameText(std::string* out, const uint8_t* wire) {
+  if (*wire == 0) {
+    out->push_back('.');
+    return;
+  }
+  static const char kDigits[] = "0123456789";
   while (*wire) {
     uint8_t l = *wire;
     for (uint8_t i = 1; i <= l; ++i) {
       uint8_t c = wire[i];
       if (c == '.' || c == '\\' || c == '"' || c == '(' || c == ')' || c == ';' || c == '@' ||
           c == '$') {
-        out.push_back('\\');
-        out.push_back(static_cast<char>(c));
-      } else if (c <= 0x20 || c >= 0x7f) {
-        char buf[5];
-        snprintf(buf, sizeof buf, "\\%03u", c);
-        out += buf;
+        out->push_back('\\');
+        out->push_back(static_cast<char>(c));
+      } else if (c <= 0x20 || c >= 0x7f) {  // \DDD
+        char esc[4] = {'\\', kDigits[c / 100], kDigits[c / 10 % 10], kDigits[c % 10]};
+        out->append(esc, 4);
       } else {
-        out.push_back(static_cast<char>(c));
+        out->push_back(static_cast<char>(c));
       }
     }
-    out.push_back('.');
+    out->push_back('.');
     wire += 1 + l;
   }
+}
+
+std::string NameToText(const uint8_t* wire) {
+  std::string out;
+  AppendNameText(&out, wire);
   return out;
 }
 

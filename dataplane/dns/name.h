@@ -58,5 +58,7 @@ bool IsSubdomain(const uint8_t* name, size_t name_len, const uint8_t* parent, si
 // Presentation format <-> wire. Text names are taken as absolute ("a.b." and "a.b" alike).
 absl::StatusOr<std::string> NameFromText(std::string_view text);
 std::string NameToText(const uint8_t* wire);
+// The same, appended to `out` (no string of its own: zone files of millions of names).
+void AppendNameText(std::string* out, const uint8_t* wire);
 
 }  // namespace tandem::dns
