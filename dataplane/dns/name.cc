@@ -1,6 +1,7 @@
 // Wire-name parsing, lower-casing and text conversion.
 #include "dataplane/dns/name.h"
 
+#include <algorithm>
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
@@ -94,12 +95,30 @@ size_t WireNameLength(const uint8_t* p, size_t len) {
 }
 
 void LowerName(uint8_t* name, size_t len) {
+  // Where the name ends, and whether all its length octets are plain labels' (below 'A',
+  // so that lower-casing every octet leaves them be).
   size_t pos = 0;
+  bool plain = true;
   while (pos < len && name[pos] != 0) {
-    uint8_t l = name[pos];
-    for (size_t i = 1; i <= l && pos + i < len; ++i) name[pos + i] = AsciiLower(name[pos + i]);
-    pos += 1 + l;
+    plain &= name[pos] <= kMaxLabelLength;
+    pos += 1 + name[pos];
   }
+  const size_t end = std::min(pos, len);
+  if (!plain) {
+    for (pos = 0; pos < end; pos += 1 + name[pos]) {
+      uint8_t l = name[pos];
+      for (size_t i = 1; i <= l && pos + i < len; ++i) name[pos + i] = AsciiLower(name[pos + i]);
+    }
+    return;
+  }
+  size_t i = 0;
+  for (; i + 8 <= end; i += 8) {
+    uint64_t w;
+    std::memcpy(&w, name + i, 8);
+    w = AsciiLowerWord(w);
+    std::memcpy(name + i, &w, 8);
+  }
+  for (; i < end; ++i) name[i] = AsciiLower(name[i]);
 }
 
 bool NameEqual(const uint8_t* a, const uint8_t* b) {

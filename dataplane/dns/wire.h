@@ -47,6 +47,16 @@ inline void Put32(uint8_t* p, uint32_t v) {
 }
 
 inline uint8_t AsciiLower(uint8_t c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+// AsciiLower on eight octets at once, in a word loaded from memory in either byte order
+// (no carry crosses an octet).
+inline uint64_t AsciiLowerWord(uint64_t x) {
+  constexpr uint64_t kOnes = 0x0101010101010101ULL;
+  uint64_t heptets = x & (0x7f * kOnes);
+  uint64_t at_least_a = heptets + (0x80 - 'A') * kOnes;  // top bit set where >= 'A'
+  uint64_t above_z = heptets + (0x80 - 'Z' - 1) * kOnes;  // top bit set where > 'Z'
+  uint64_t upper = at_least_a & ~above_z & ~x & (0x80 * kOnes);
+  return x | (upper >> 2);
+}
 
 // Header field accessors on a message buffer of at least kHeaderSize bytes.
 namespace header {

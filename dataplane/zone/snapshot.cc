@@ -28,17 +28,6 @@ inline void Store64(uint8_t* p, uint64_t v) {
   std::memcpy(p, &v, 8);
 }
 
-// ASCII A-Z to a-z in eight octets at once; other octets (label lengths are at most 63,
-// below 'A') are left alone.
-inline uint64_t LowerWord(uint64_t x) {
-  constexpr uint64_t kOnes = 0x0101010101010101ULL;
-  uint64_t heptets = x & (0x7f * kOnes);
-  uint64_t at_least_a = heptets + (0x80 - 'A') * kOnes;  // top bit set where >= 'A'
-  uint64_t above_z = heptets + (0x80 - 'Z' - 1) * kOnes;  // top bit set where > 'Z'
-  uint64_t upper = at_least_a & ~above_z & ~x & (0x80 * kOnes);
-  return x | (upper >> 2);
-}
-
 inline uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
@@ -245,8 +234,8 @@ void LookupName::Set(const uint8_t* wire, size_t wire_len) {
   len = static_cast<uint8_t>(wire_len);
   // Copied and lower-cased eight octets at a time; the last eight overlap the ones before.
   if (wire_len >= 8) {
-    for (size_t i = 0; i + 8 <= wire_len; i += 8) Store64(data + i, LowerWord(Load64(wire + i)));
-    Store64(data + wire_len - 8, LowerWord(Load64(wire + wire_len - 8)));
+    for (size_t i = 0; i + 8 <= wire_len; i += 8) Store64(data + i, dns::AsciiLowerWord(Load64(wire + i)));
+    Store64(data + wire_len - 8, dns::AsciiLowerWord(Load64(wire + wire_len - 8)));
   } else {
     for (size_t i = 0; i < wire_len; ++i) data[i] = dns::AsciiLower(wire[i]);
   }

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <random>
 #include <vector>
 
 namespace tandem::dns {
@@ -118,6 +119,38 @@ TEST(Name, CaseInsensitiveCompareAndSubdomain) {
   EXPECT_FALSE(IsSubdomain(reinterpret_cast<const uint8_t*>(p.data()), p.size(), u, a.size()));
   auto other = *NameFromText("xample.com");
   EXPECT_FALSE(IsSubdomain(u, a.size(), reinterpret_cast<const uint8_t*>(other.data()), other.size()));
+}
+
+// LowerName works eight octets at a time: it must change exactly the octets the label by
+// label definition does (ASCII A-Z inside labels, up to the root or `len`), whatever the
+// octets, the label lengths (including ones over 63) and where `len` cuts the name.
+TEST(Name, LowerNameEqualsLabelByLabelLowering) {
+  auto reference = [](std::vector<uint8_t> n, size_t len) {
+    size_t pos = 0;
+    while (pos < len && n[pos] != 0) {
+      uint8_t l = n[pos];
+      for (size_t i = 1; i <= l && pos + i < len; ++i) n[pos + i] = AsciiLower(n[pos + i]);
+      pos += 1 + l;
+    }
+    return n;
+  };
+  std::mt19937 rng(3);
+  const uint8_t alphabet[] = {'A', 'Z', 'a', 'z', '@', '[', '`', '{', '0', '-', 0xc1, 0xda, 0x41 | 0x80, 0};
+  for (int round = 0; round < 20000; ++round) {
+    std::vector<uint8_t> name;
+    int labels = static_cast<int>(rng() % 6);
+    for (int k = 0; k < labels; ++k) {
+      uint8_t l = static_cast<uint8_t>(rng() % 10 == 0 ? 60 + rng() % 140 : 1 + rng() % 20);
+      name.push_back(l);
+      for (int i = 0; i < l && name.size() < 300; ++i) name.push_back(alphabet[rng() % sizeof(alphabet)]);
+    }
+    name.push_back(0);
+    for (int i = static_cast<int>(rng() % 12); i > 0; --i) name.push_back('Q');  // past the root
+    size_t len = rng() % 3 == 0 ? rng() % (name.size() + 1) : name.size();
+    std::vector<uint8_t> got = name;
+    LowerName(got.data(), len);
+    ASSERT_EQ(got, reference(name, len)) << "round " << round << " len " << len;
+  }
 }
 
 }  // namespace
