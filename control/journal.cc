@@ -94,7 +94,7 @@ dns::Record MakeRecord(const uint8_t* owner, size_t owner_len, uint16_t type, ui
 // probe per name.
 void RecordsNotIn(const zone::Zone& a, const zone::Zone& b, std::vector<dns::Record>* out) {
   for (size_t i = 0; i < a.node_count(); ++i) {
-    const zone::Node& n = a.node(static_cast<uint32_t>(i));
+    const zone::Node& n = a.NodeAt(i);
     if (n.rrset_count == 0) continue;
     const uint8_t* name = a.NodeName(n);
     uint32_t id = b.Find(name, n.name_len, zone::HashName(name, n.name_len));

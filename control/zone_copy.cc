@@ -46,7 +46,7 @@ std::string Lower(const uint8_t* name, size_t len) {
 size_t CountRecords(const zone::Zone& z) {
   size_t n = 0;
   for (size_t i = 0; i < z.node_count(); ++i) {
-    const zone::Node& node = z.node(static_cast<uint32_t>(i));
+    const zone::Node& node = z.NodeAt(i);
     for (const zone::RRset* set = z.RRsetsBegin(node); set != z.RRsetsEnd(node); ++set)
       n += set->count;
   }

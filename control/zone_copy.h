@@ -135,7 +135,7 @@ bool ForEachRecord(const zone::Zone& z, F&& f) {
   zone::Rdata first = z.First(soa);
   if (!call(z.apex(), z.apex_len(), soa.type, soa.ttl, first.data, first.size)) return false;
   for (size_t i = 0; i < z.node_count(); ++i) {
-    const zone::Node& n = z.node(static_cast<uint32_t>(i));
+    const zone::Node& n = z.NodeAt(i);
     const uint8_t* owner = z.NodeName(n);
     for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
       if (set == &soa) continue;

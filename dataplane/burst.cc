@@ -1,13 +1,13 @@
 // Bursts: every request of a burst is parsed and its lookup started before any is
-// answered. A lookup in a large zone is a chain of dependent loads (index slot, node, the
-// node's RRsets, name and RDATA, which Zone::Pack keeps together), each likely a cache
-// miss; answering one request after the other pays those latencies one after the other.
-// Here each stage takes one link of every request's chain and prefetches the next, so a
-// burst waits about once per link, with all its requests' loads in flight together:
+// answered. A lookup in a large zone is a chain of dependent loads (the index slot, then
+// the node with its RRsets, name and RDATA, which Zone::Pack keeps together in one cache
+// line for most nodes), each likely a cache miss; answering one request after the other
+// pays those latencies one after the other. Here each stage takes one link of every
+// request's chain and prefetches the next, so a burst waits about once per link, with all
+// its requests' loads in flight together:
 //
 //   prepare: parse, lower-case and hash the name, find the zone  -> prefetch index slots
 //   probe:   first slot whose tag matches                       -> prefetch the node
-//   node:                                                        -> prefetch its data
 //   answer:  QueryHandler::AnswerImpl, as Answer does
 //
 // The prefetch stages only warm the cache: they decide nothing, so a burst's responses are
@@ -22,7 +22,6 @@
 namespace tandem::dataplane {
 namespace {
 
-using zone::kNone;
 using zone::Zone;
 
 // Index slots worth warming per request: the name's own and those of the names between
@@ -70,7 +69,6 @@ void QueryHandler::AnswerBurst(const zone::Snapshot* snapshot, std::span<Exchang
   struct Probe {
     const Zone* zone;
     uint64_t hash;
-    uint32_t node;  // the candidate node
   } probes[kBurstStage];
   for (size_t base = 0; base < burst.size(); base += kBurstStage) {
     const size_t n = std::min(kBurstStage, burst.size() - base);
@@ -83,15 +81,10 @@ void QueryHandler::AnswerBurst(const zone::Snapshot* snapshot, std::span<Exchang
       PrepareQuery(snapshot, x[i].query, x[i].query_len, &p);
       if (const Zone* z = LookupZone(p)) {
         WarmSlots(*z, p.name);
-        probes[nprobes++] = {z, p.name.hashes[0], kNone};
+        probes[nprobes++] = {z, p.name.hashes[0]};
       }
     }
-    for (size_t k = 0; k < nprobes; ++k) {
-      probes[k].node = probes[k].zone->Candidate(probes[k].hash);
-      if (probes[k].node != kNone) probes[k].zone->PrefetchNode(probes[k].node);
-    }
-    for (size_t k = 0; k < nprobes; ++k)
-      if (probes[k].node != kNone) probes[k].zone->PrefetchNodeData(probes[k].zone->node(probes[k].node));
+    for (size_t k = 0; k < nprobes; ++k) probes[k].zone->PrefetchCandidate(probes[k].hash);
 
     for (size_t i = 0; i < n; ++i)
       x[i].response_len = static_cast<uint32_t>(

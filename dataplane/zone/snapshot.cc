@@ -107,23 +107,16 @@ uint64_t HashName(const uint8_t* name, size_t len) {
   return Mix(h);
 }
 
-uint32_t Zone::Candidate(uint64_t hash) const {
-  uint32_t tag = static_cast<uint32_t>(hash >> 32);
-  for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
-    const Slot& s = slots_[i];
-    if (s.node == kNone || s.hash == tag) return s.node;
-  }
-}
-
 uint32_t Zone::Find(const uint8_t* lower_name, size_t len, uint64_t hash) const {
-  uint32_t tag = static_cast<uint32_t>(hash >> 32);
+  const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+  const uint32_t ref_mask = packed() ? ~kTwoLines : ~0u;
   for (uint64_t i = hash & mask_;; i = (i + 1) & mask_) {
     const Slot& s = slots_[i];
     if (s.node == kNone) return kNone;
     if (s.hash == tag) {
-      const Node& n = nodes_[s.node];
-      if (n.name_len == len && std::memcmp(NodeName(n), lower_name, len) == 0)
-        return s.node;
+      const uint32_t ref = s.node & ref_mask;
+      const Node& n = node(ref);
+      if (n.name_len == len && std::memcmp(NodeName(n), lower_name, len) == 0) return ref;
     }
   }
 }
@@ -142,7 +135,7 @@ Rdata Zone::First(const RRset& set) const {
 size_t Zone::MemoryBytes() const {
   return sizeof(*this) + nodes_.capacity() * sizeof(Node) + rrsets_.capacity() * sizeof(RRset) +
          names_.capacity() + rdata_.capacity() + additional_.capacity() * sizeof(uint32_t) + packed_.capacity() +
-         slots_.capacity() * sizeof(Slot);
+         order_.capacity() * sizeof(uint32_t) + slots_.capacity() * sizeof(Slot);
 }
 
 namespace {
@@ -160,23 +153,34 @@ constexpr size_t AlignUp(size_t n, size_t a) { return (n + a - 1) & ~(a - 1); }
 
 void Zone::Pack() {
   if (packed()) return;
+  constexpr size_t kLine = 64;
+  static_assert(alignof(Node) >= 2 && alignof(Node) % alignof(RRset) == 0);
+  // Where each node goes: after the one before, or at the next cache line when it fits
+  // in one line but would straddle two.
+  Array<uint32_t> start(nodes_.size());
   size_t total = 0;
-  for (const Node& n : nodes_) {
-    total = AlignUp(total, alignof(RRset)) + n.rrset_count * sizeof(RRset) + n.name_len;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    const Node& n = nodes_[i];
+    size_t bytes = sizeof(Node) + n.rrset_count * sizeof(RRset) + n.name_len;
     for (uint32_t k = 0; k < n.rrset_count; ++k) {
       const RRset& set = rrsets_[n.rrsets + k];
-      total += RdataBytes(rdata_.data() + set.rdata, set.count);
+      bytes += RdataBytes(rdata_.data() + set.rdata, set.count);
     }
+    total = AlignUp(total, alignof(Node));
+    if (bytes <= kLine && total % kLine + bytes > kLine) total = AlignUp(total, kLine);
+    if (total > UINT32_MAX) return;  // offsets are 32 bits: such a zone stays as built
+    start[i] = static_cast<uint32_t>(total);
+    total += bytes;
   }
   total += 2;  // a zero length past the last RRset, as in rdata_ (Next past the end reads it)
-  if (total > UINT32_MAX) return;  // offsets are 32 bits: such a zone stays as built
+  if (total > UINT32_MAX) return;
   packed_.assign(total, 0);
   const uint32_t soa_index = soa_rrset_;
   uint8_t* arena = packed_.data();
-  size_t pos = 0;
-  for (Node& n : nodes_) {
-    pos = AlignUp(pos, alignof(RRset));
-    size_t sets = pos;
+  for (size_t i = 0; i < nodes_.size(); ++i) {
+    Node n = nodes_[i];
+    size_t pos = start[i] + sizeof(Node);
+    const size_t sets = pos;
     pos += n.rrset_count * sizeof(RRset);
     std::memcpy(arena + pos, names_.data() + n.name, n.name_len);
     n.name = static_cast<uint32_t>(pos);
@@ -191,7 +195,20 @@ void Zone::Pack() {
       new (arena + sets + k * sizeof(RRset)) RRset(set);
     }
     n.rrsets = static_cast<uint32_t>(sets);
+    new (arena + start[i]) Node(n);
+    // The slot's line hint, from where the node's data starts and ends in memory.
+    const uintptr_t first = reinterpret_cast<uintptr_t>(arena + start[i]);
+    start[i] |= (first / kLine != (reinterpret_cast<uintptr_t>(arena + pos) - 1) / kLine) ? kTwoLines : 0;
   }
+  // Indexes become offsets: in the index (with the line hint), in the additional
+  // targets, and in the zone order.
+  for (Slot& s : slots_)
+    if (s.node != kNone) s.node = start[s.node];
+  for (uint32_t& a : additional_)
+    if (a != kNone) a = start[a] & ~kTwoLines;
+  for (uint32_t& ref : start) ref &= ~kTwoLines;
+  order_ = std::move(start);
+  Array<Node>().swap(nodes_);
   Array<RRset>().swap(rrsets_);
   Array<uint8_t>().swap(names_);
   Array<uint8_t>().swap(rdata_);

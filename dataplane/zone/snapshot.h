@@ -69,19 +69,24 @@ struct Rdata {
 
 class Zone {
  public:
-  const uint8_t* apex() const { return NodeName(nodes_[0]); }
-  size_t apex_len() const { return nodes_[0].name_len; }
-  int apex_labels() const { return nodes_[0].labels; }
+  const uint8_t* apex() const { return NodeName(node(0)); }
+  size_t apex_len() const { return node(0).name_len; }
+  int apex_labels() const { return node(0).labels; }
   const std::string& name_text() const { return name_text_; }
   uint32_t serial() const { return serial_; }
   // A pulled zone with no valid copy (none yet, or expired): answered SERVFAIL.
   bool servfail() const { return servfail_; }
 
+  // Nodes are named by references: what Find and AdditionalNode return, and 0 for the
+  // apex. (Where the node sits: its offset in the arena once packed, else its index.)
   // Node lookup by lower-case wire name and its hash (HashName). Returns kNone if absent.
   uint32_t Find(const uint8_t* lower_name, size_t len, uint64_t hash) const;
-
-  const Node& node(uint32_t i) const { return nodes_[i]; }
-  size_t node_count() const { return nodes_.size(); }
+  const Node& node(uint32_t ref) const {
+    return packed() ? *reinterpret_cast<const Node*>(packed_.data() + ref) : nodes_[ref];
+  }
+  // The nodes in zone order (the apex first), for walks over the whole zone.
+  size_t node_count() const { return packed() ? order_.size() : nodes_.size(); }
+  const Node& NodeAt(size_t i) const { return packed() ? node(order_[i]) : nodes_[i]; }
   const uint8_t* NodeName(const Node& n) const { return (packed() ? packed_.data() : names_.data()) + n.name; }
   const RRset* FindRRset(const Node& n, uint16_t type) const;
   const RRset* RRsetsBegin(const Node& n) const {
@@ -109,28 +114,37 @@ class Zone {
   // what the previous one brought in, so a burst overlaps its queries' memory latencies.
   // The index slot where a probe for `hash` starts.
   void PrefetchSlot(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
-  // The first node along the probe whose slot tag matches, without comparing names (so
-  // possibly not the name hashed), or kNone.
-  uint32_t Candidate(uint64_t hash) const;
-  void PrefetchNode(uint32_t id) const { __builtin_prefetch(&nodes_[id]); }
-  // The node's RRset headers, name and RDATA: together after Pack, two cache lines cover
-  // most nodes.
-  void PrefetchNodeData(const Node& n) const {
-    const uint8_t* p = reinterpret_cast<const uint8_t*>(RRsetsBegin(n));
+  // Once the slot is in: the node whose slot tag matches first along the probe (without
+  // comparing names, so possibly not the name hashed), with its RRsets, name and RDATA.
+  // After Pack that is one cache line for most nodes; the slot tells when it is two.
+  // (The search and the prefetches are apart: GCC deletes a loop whose only effects are
+  // prefetches.)
+  [[gnu::always_inline]] void PrefetchCandidate(uint64_t hash) const {
+    if (!packed()) return;
+    const uint32_t tag = static_cast<uint32_t>(hash >> 32);
+    uint64_t i = hash & mask_;
+    while (slots_[i].node != kNone && slots_[i].hash != tag) i = (i + 1) & mask_;
+    const uint32_t ref = slots_[i].node;
+    if (ref == kNone) return;
+    const uint8_t* p = packed_.data() + (ref & ~kTwoLines);
     __builtin_prefetch(p);
-    __builtin_prefetch(p + 64);
+    if (ref & kTwoLines) __builtin_prefetch(p + 64);
   }
 
  private:
   friend class ZoneBuilder;
   struct Slot {
     uint32_t hash;  // upper bits of the name hash; 0 only in empty slots' companion
-    uint32_t node;  // kNone: empty
+    uint32_t node;  // the node's reference, with kTwoLines after Pack; kNone: empty
   };
+  // In a packed zone's slots: the node and its data span two cache lines. (References
+  // are multiples of alignof(Node) there, so the low bit is free.)
+  static constexpr uint32_t kTwoLines = 1;
 
-  // Lays out each node's RRset headers, name and RDATA together in one arena, in node
-  // order, so that a lookup past the node touches one or two cache lines instead of three
-  // arrays; frees the separate arrays. The last step of building a zone.
+  // Lays out each node, its RRset headers, name and RDATA together in one arena, in zone
+  // order, a node of up to a cache line within one line, so that a lookup past the index
+  // touches one cache line (two for large nodes) instead of four arrays. References
+  // become arena offsets; frees the separate arrays. The last step of building a zone.
   void Pack();
   bool packed() const { return !packed_.empty(); }
 
@@ -139,16 +153,17 @@ class Zone {
   uint32_t negative_ttl_ = 0;
   uint32_t soa_rrset_ = 0;
   bool servfail_ = false;
-  Array<Node> nodes_;     // nodes_[0] is the apex
+  Array<Node> nodes_;     // nodes_[0] is the apex; empty after Pack
   Array<RRset> rrsets_;   // grouped by node
   Array<uint8_t> names_;
   Array<uint8_t> rdata_;
   Array<uint32_t> additional_;
   Array<Slot> slots_;     // power-of-two size
-  // After Pack: per node, its RRsets, name and RDATA. Node::name, Node::rrsets,
-  // RRset::rdata and soa_rrset_ are then byte offsets in it (before, indexes and offsets
-  // in the arrays above, which Pack empties).
+  // After Pack: per node, the Node, its RRsets, name and RDATA. Node references,
+  // Node::name, Node::rrsets, RRset::rdata and soa_rrset_ are then byte offsets in it
+  // (before, indexes and offsets in the arrays above, which Pack empties).
   Array<uint8_t> packed_;
+  Array<uint32_t> order_;  // after Pack: the nodes' references in zone order
   uint64_t mask_ = 0;
 };
 

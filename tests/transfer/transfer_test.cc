@@ -752,7 +752,7 @@ std::vector<std::string> ZoneOrder(const zone::Zone& z) {
   };
   out.push_back(id(z.node(0), z.soa(), z.First(z.soa())));
   for (size_t i = 0; i < z.node_count(); ++i) {
-    const zone::Node& n = z.node(static_cast<uint32_t>(i));
+    const zone::Node& n = z.NodeAt(i);
     for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
       if (set->type == dns::kTypeSOA) continue;
       zone::Rdata rr = z.First(*set);
