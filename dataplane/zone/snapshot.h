@@ -116,7 +116,7 @@ class Zone {
   void PrefetchSlot(uint64_t hash) const { __builtin_prefetch(&slots_[hash & mask_]); }
   // Once the slot is in: the node whose slot tag matches first along the probe (without
   // comparing names, so possibly not the name hashed), with its RRsets, name and RDATA.
-  // After Pack that is one cache line for most nodes; the slot tells when it is two.
+  // After Pack they lie together, in one cache line or two; the slot tells which.
   // (The search and the prefetches are apart: GCC deletes a loop whose only effects are
   // prefetches.)
   [[gnu::always_inline]] void PrefetchCandidate(uint64_t hash) const {
@@ -142,9 +142,9 @@ class Zone {
   static constexpr uint32_t kTwoLines = 1;
 
   // Lays out each node, its RRset headers, name and RDATA together in one arena, in zone
-  // order, a node of up to a cache line within one line, so that a lookup past the index
-  // touches one cache line (two for large nodes) instead of four arrays. References
-  // become arena offsets; frees the separate arrays. The last step of building a zone.
+  // order, so that a lookup past the index touches one or two cache lines instead of four
+  // arrays. References become arena offsets; frees the separate arrays. The last step of
+  // building a zone.
   void Pack();
   bool packed() const { return !packed_.empty(); }
 
