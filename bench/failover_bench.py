@@ -21,7 +21,6 @@ query was lost, 1 otherwise, 2 when the setup failed.
 import argparse
 import os
 import platform
-import signal
 import statistics
 import sys
 import threading
@@ -33,10 +32,6 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 import procs  # noqa: E402
 
 ZONE = "example.com"
-
-
-def _sigterm(signum, frame):
-    raise SystemExit("terminated by signal %d" % signum)
 
 
 def pct(values, p):
@@ -238,7 +233,7 @@ def main():
     args = ap.parse_args()
     args.tandemd = os.path.abspath(args.tandemd)
     args.tandemctl = os.path.abspath(args.tandemctl)
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
 
     cpu = ""
     try:

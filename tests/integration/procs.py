@@ -23,6 +23,29 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
+
+def _exit_on_signal(signum, frame):
+    raise SystemExit("terminated by signal %d" % signum)
+
+
+def stop_on_sigterm():
+    """Makes SIGTERM (what meson's timeout sends) raise SystemExit, so that a test unwinds
+    and its finally blocks stop the processes it started."""
+    signal.signal(signal.SIGTERM, _exit_on_signal)
+
+
+class Failure(AssertionError):
+    """A check of a test did not hold."""
+
+
+def expect(cond, message, *context):
+    """Raises Failure with the message, each item of context on lines of its own, unless
+    cond holds."""
+    if not cond:
+        details = "".join("\n  " + str(c).replace("\n", "\n  ") for c in context)
+        raise Failure(message + details)
+
+
 LOOPBACK = "127.0.0.1"
 
 

@@ -19,7 +19,6 @@ printed), 2 when the test could not run (a server did not start, bad arguments).
 import argparse
 import collections
 import os
-import signal
 import sys
 import time
 
@@ -30,11 +29,6 @@ import procs    # noqa: E402
 import zonegen  # noqa: E402
 
 DEFAULT_SEED = 20240611
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the servers.
-    raise SystemExit("terminated by signal %d" % signum)
 
 
 # The accepted differences of a reference server, by its Server.name here.
@@ -241,7 +235,7 @@ def main(argv=None):
             log("tandemd binary not found or not executable: %s" % args.tandemd)
             return 2
 
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     start = time.monotonic()
     summary = []
     failed = False

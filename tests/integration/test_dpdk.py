@@ -16,7 +16,6 @@ Namespaces, links and processes are removed at the end, also on failure.
 import argparse
 import json
 import os
-import signal
 import socket
 import struct
 import subprocess
@@ -273,7 +272,7 @@ def main():
     args = ap.parse_args()
     args.tandemd = os.path.abspath(args.tandemd)
     args.tandemctl = os.path.abspath(args.tandemctl)
-    signal.signal(signal.SIGTERM, test_differential._sigterm)
+    procs.stop_on_sigterm()
     if os.geteuid() != 0:
         print("SKIP: needs root for network namespaces")
         return 77

@@ -16,7 +16,6 @@ Exit status: 0 when every check passes, 1 when one fails, 2 when the test could 
 
 import argparse
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -33,10 +32,6 @@ ZONE = test_rrl.ZONE
 METRICS_PORT = 9153        # in the server namespace the test makes, so free
 SAME_PREFIX_V4 = "198.18.0.3"   # another client address in CLIENT_V4's /24
 OTHER_PREFIX_V4 = "198.18.1.2"  # a client address in another /24
-
-
-def _sigterm(signum, frame):
-    raise SystemExit("terminated by signal %d" % signum)
 
 
 def rrl_config(tmp, bed, zone_file, vdev):
@@ -146,7 +141,7 @@ def main():
     args = ap.parse_args()
     args.tandemd = os.path.abspath(args.tandemd)
     args.tandemctl = os.path.abspath(args.tandemctl)
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     if os.geteuid() != 0:
         print("SKIP: needs root for network namespaces")
         return 77

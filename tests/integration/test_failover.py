@@ -72,6 +72,7 @@ import dns.rdatatype  # noqa: E402
 
 import netns  # noqa: E402
 import procs  # noqa: E402
+from procs import Failure  # noqa: E402
 
 ZONE = "example.com"
 INTERVAL = 0.5
@@ -85,15 +86,6 @@ SWAP_BOUND = FALL * INTERVAL + INTERVAL        # from the failure to the swap
 BACK_BOUND = RISE * INTERVAL + INTERVAL        # from the source answering to its return
 LOAD_QPS = 3000
 POLL = 0.05
-
-
-class Failure(Exception):
-    pass
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so that the finally blocks stop everything.
-    raise SystemExit("terminated by signal %d" % signum)
 
 
 class Run:
@@ -795,7 +787,7 @@ def main():
     args = ap.parse_args()
     args.tandemd = os.path.abspath(args.tandemd)
     args.tandemctl = os.path.abspath(args.tandemctl)
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     only = set(x for x in args.only.split(",") if x)
     for tool in ("knotd", "nsd", "dnsperf"):
         if not shutil.which(tool):

@@ -85,10 +85,6 @@ KNOT_IDENTITY = '    identity: "%s"\n    version: ""\n' % IDENTITY
 NSD_IDENTITY = '    identity: "%s"\n    hide-version: yes\n' % IDENTITY
 
 
-def _sigterm(signum, frame):
-    raise SystemExit("terminated by signal %d" % signum)
-
-
 # ---------------------------------------------------------------------------------------
 # Packet construction: raw bytes, so that anything can be malformed.
 
@@ -708,7 +704,7 @@ def main():
     ap.add_argument("--nsd", default="nsd")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     for prog in (args.knotd, args.nsd):
         if shutil.which(prog) is None:
             print("SKIP: %s not found" % prog)

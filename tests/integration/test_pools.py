@@ -38,6 +38,7 @@ import dns.rcode      # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 import procs  # noqa: E402
+from procs import Failure, expect  # noqa: E402
 
 ZONE = "example.com"
 INTERVAL = 0.5          # every check's interval, seconds
@@ -93,21 +94,6 @@ class Server(ThreadingHTTPServer):
 
 Server((addr, port), Handler).serve_forever()
 '''
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the servers.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message, *context):
-    if not cond:
-        details = "".join("\n  " + str(c).replace("\n", "\n  ") for c in context)
-        raise Failure(message + details)
 
 
 def free_port_on(addresses, udp=False, tries=100):
@@ -795,7 +781,7 @@ def main():
     ap.add_argument("--tandemctl", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
 
     def log(msg):
         print(msg, flush=True)

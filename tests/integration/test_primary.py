@@ -76,11 +76,6 @@ WRONG_SECRET = base64.b64encode(bytes(range(1, 33))).decode()
 T = dns.rdatatype
 
 
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the servers.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
 class Setup(Exception):
     """The test could not run (exit 2)."""
 
@@ -345,7 +340,7 @@ def main(argv=None):
     if not (os.path.isfile(tandemd) and os.access(tandemd, os.X_OK)):
         log("tandemd binary not found or not executable: %s" % tandemd)
         return 2
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     t_start = time.monotonic()
     checks = Checks(log)
     servers = []

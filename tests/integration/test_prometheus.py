@@ -21,7 +21,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import sys
 import time
 import urllib.error
@@ -34,26 +33,12 @@ import dns.rcode      # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 import procs  # noqa: E402
+from procs import Failure, expect  # noqa: E402
 
 ZONE = "example.com"
 SERIAL = 2024050501
 QUERIES = 25
 DEADLINE = 60.0   # seconds for Prometheus to show a scraped value
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the processes.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message, *context):
-    if not cond:
-        details = "".join("\n  " + str(c).replace("\n", "\n  ") for c in context)
-        raise Failure(message + details)
 
 
 def http_get(url, timeout=2.0):
@@ -221,7 +206,7 @@ def main():
     ap.add_argument("--prometheus", default="prometheus")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     if shutil.which(args.prometheus) is None:
         print("prometheus is not installed (apt-get install prometheus): skipped")
         return 77

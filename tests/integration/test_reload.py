@@ -32,24 +32,10 @@ import dns.rcode     # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 import procs  # noqa: E402
+from procs import Failure, expect  # noqa: E402
 
 QUERIES = ["app.a.test A", "a.test SOA", "www.a.test A", "a.test NS", "missing.a.test A"]
 ADDRESSES = {"a.test": "192.0.2.10", "b.test": "198.51.100.20", "c.test": "203.0.113.30"}
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the processes.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message, *context):
-    if not cond:
-        details = "".join("\n  " + str(c).replace("\n", "\n  ") for c in context)
-        raise Failure(message + details)
 
 
 class Env:
@@ -213,7 +199,7 @@ def main():
     ap.add_argument("--tandemctl", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     if shutil.which("dnsperf") is None:
         print("dnsperf is not installed (apt-get install dnsperf)")
         return 2

@@ -13,7 +13,6 @@ Exit status: 0 when every check passes, 1 when one fails, 2 when the test could 
 import argparse
 import os
 import select
-import signal
 import socket
 import sys
 import time
@@ -27,23 +26,11 @@ import dns.rcode     # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 import procs  # noqa: E402
+from procs import Failure, expect  # noqa: E402
 
 ZONE = "rrl.test"
 RATE = 10
 SLIP = 2
-
-
-def _sigterm(signum, frame):
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failure(message)
 
 
 class Burst:
@@ -225,7 +212,7 @@ def main():
     p.add_argument("--tandemd", required=True)
     p.add_argument("--tandemctl", required=True)
     args = p.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     with procs.TempDir("tandem-rrl-") as workdir:
         try:
             run(args, workdir)

@@ -12,7 +12,6 @@ import argparse
 import json
 import os
 import pwd
-import signal
 import socket
 import stat
 import subprocess
@@ -26,24 +25,10 @@ import dns.rcode     # noqa: E402
 import dns.rdatatype  # noqa: E402
 
 import procs  # noqa: E402
+from procs import Failure, expect  # noqa: E402
 
 ZONE = "example.test"
 FILE_ZONE_ERROR = "zone example.test. is served from its file; it has no sources"
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the servers.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message, *context):
-    if not cond:
-        details = "".join("\n  " + str(c).replace("\n", "\n  ") for c in context)
-        raise Failure(message + details)
 
 
 class Env:
@@ -382,7 +367,7 @@ def main():
     ap.add_argument("--tandemctl", required=True)
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args()
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
 
     def log(msg):
         print(msg, flush=True)

@@ -55,6 +55,7 @@ import dns.zone       # noqa: E402
 import dnsdiff            # noqa: E402
 import fakeprimary        # noqa: E402
 import procs              # noqa: E402
+from procs import Failure, expect  # noqa: E402
 import test_differential  # noqa: E402
 import zonegen            # noqa: E402
 
@@ -63,20 +64,6 @@ SEED = 20240613
 NAMES = 150
 QUERIES = 800
 LO = procs.LOOPBACK
-
-
-def _sigterm(signum, frame):
-    # meson's timeout sends SIGTERM: unwind so the finally blocks stop the processes.
-    raise SystemExit("terminated by signal %d" % signum)
-
-
-class Failure(AssertionError):
-    pass
-
-
-def expect(cond, message):
-    if not cond:
-        raise Failure(message)
 
 
 def log(msg=""):
@@ -824,7 +811,7 @@ def main(argv=None):
     if not (os.path.isfile(args.tandemd) and os.access(args.tandemd, os.X_OK)):
         log("tandemd binary not found or not executable: %s" % args.tandemd)
         return 2
-    signal.signal(signal.SIGTERM, _sigterm)
+    procs.stop_on_sigterm()
     chosen = [s for s in SCENARIOS if not args.only or s[0] in args.only]
     if not chosen:
         log("no scenario matches %s; known: %s" % (args.only, ", ".join(s[0] for s in SCENARIOS)))
