@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <cstring>
 #include <string>
 #include <string_view>
 
@@ -45,6 +46,31 @@ size_t WireNameLength(const uint8_t* p, size_t len);
 
 // Lower-cases an uncompressed wire name in place.
 void LowerName(uint8_t* name, size_t len);
+
+// Whether two octet strings of len octets (names in the same case, say) are equal: eight
+// octets at a time, the last word overlapping the one before, so nothing past either is
+// read. For short names it costs less than a call to memcmp.
+inline bool SameOctets(const uint8_t* a, const uint8_t* b, size_t len) {
+  auto word = [](const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return v;
+  };
+  auto half = [](const uint8_t* p) {
+    uint32_t v;
+    std::memcpy(&v, p, 4);
+    return v;
+  };
+  if (len >= 8) {
+    for (size_t i = 0; i + 8 <= len; i += 8)
+      if (word(a + i) != word(b + i)) return false;
+    return word(a + len - 8) == word(b + len - 8);
+  }
+  if (len >= 4) return half(a) == half(b) && half(a + len - 4) == half(b + len - 4);
+  for (size_t i = 0; i < len; ++i)
+    if (a[i] != b[i]) return false;
+  return true;
+}
 
 // Case-insensitive comparison of two uncompressed wire names.
 bool NameEqual(const uint8_t* a, const uint8_t* b);

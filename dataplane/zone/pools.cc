@@ -31,7 +31,7 @@ const PoolSet::Binding* PoolSet::Find(const LookupName& name) const {
   uint64_t h = name.hashes[0];
   for (uint64_t s = h & mask_; slots_[s] >= 0; s = (s + 1) & mask_) {
     const Entry& e = entries_[slots_[s]];
-    if (e.hash == h && e.name.size() == name.len && std::memcmp(e.name.data(), name.data, name.len) == 0)
+    if (e.hash == h && e.name.size() == name.len && dns::SameOctets(reinterpret_cast<const uint8_t*>(e.name.data()), name.data, name.len))
       return &e.binding;
   }
   return nullptr;

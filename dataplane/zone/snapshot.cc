@@ -9,6 +9,7 @@
 #include <cstring>
 #include <new>
 
+#include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
 
 namespace tandem::zone {
@@ -116,7 +117,7 @@ uint32_t Zone::Find(const uint8_t* lower_name, size_t len, uint64_t hash) const 
     if (s.hash == tag) {
       const uint32_t ref = s.node & ref_mask;
       const Node& n = node(ref);
-      if (n.name_len == len && std::memcmp(NodeName(n), lower_name, len) == 0) return ref;
+      if (n.name_len == len && dns::SameOctets(NodeName(n), lower_name, len)) return ref;
     }
   }
 }
@@ -239,7 +240,7 @@ const Zone* Snapshot::FindZone(const LookupName& name) const {
       if (slot_hash_[i] != h) continue;
       const Zone* z = zones_[slots_[i]].get();
       if (z->apex_len() == name.suffix_len(l) &&
-          std::memcmp(z->apex(), name.suffix(l), z->apex_len()) == 0)
+          dns::SameOctets(z->apex(), name.suffix(l), z->apex_len()))
         return z;
     }
   }

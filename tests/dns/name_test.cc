@@ -153,5 +153,24 @@ TEST(Name, LowerNameEqualsLabelByLabelLowering) {
   }
 }
 
+// SameOctets against memcmp: strings of every length up to 255 that are equal, or differ
+// in one octet at any position (a word compare that skipped an octet would miss it).
+TEST(Name, SameOctetsFindsADifferenceAtEveryPosition) {
+  std::mt19937 rng(9);
+  std::vector<uint8_t> a(256), b(256);
+  for (size_t len = 0; len <= 255; ++len) {
+    for (auto& c : a) c = static_cast<uint8_t>(rng());
+    b = a;
+    ASSERT_TRUE(SameOctets(a.data(), b.data(), len)) << len;
+    for (size_t i = 0; i < len; ++i) {
+      b[i] ^= static_cast<uint8_t>(1 + rng() % 255);
+      ASSERT_FALSE(SameOctets(a.data(), b.data(), len)) << len << " at " << i;
+      b[i] = a[i];
+    }
+    b[len] ^= 1;  // past the strings: not compared
+    ASSERT_TRUE(SameOctets(a.data(), b.data(), len)) << len;
+  }
+}
+
 }  // namespace
 }  // namespace tandem::dns

@@ -237,5 +237,35 @@ TEST(ZoneBuilder, NodesLieBesideTheirData) {
   }
 }
 
+// Find at every name length (dns::SameOctets compares eight octets at a time, then the
+// short tails): under the apex "t." every name of 3 to 24 octets is found, and none with a
+// single octet of its first label changed.
+TEST(ZoneBuilder, FindComparesEveryOctetOfNamesOfEveryLength) {
+  ZoneBuilder b(Wire("t."));
+  auto add = [&](const std::string& owner, uint16_t type, const std::string& rdata) {
+    std::string w = Wire(owner);
+    b.Add(reinterpret_cast<const uint8_t*>(w.data()), w.size(), type, 300,
+          reinterpret_cast<const uint8_t*>(rdata.data()), static_cast<uint16_t>(rdata.size()), {});
+  };
+  std::string soa = Wire("ns.t.") + Wire("h.t.") + std::string(20, '\x01');
+  add("t.", dns::kTypeSOA, soa);
+  add("t.", dns::kTypeNS, Wire("ns.t."));
+  for (int k = 1; k <= 20; ++k) add(std::string(k, 'a') + ".t.", dns::kTypeA, A(1, static_cast<uint8_t>(k)));
+  auto z = b.Build();
+  ASSERT_TRUE(z);
+  EXPECT_EQ(Find(*z, "t."), 0u);
+  for (int k = 1; k <= 20; ++k) {
+    std::string label(k, 'a');
+    uint32_t id = Find(*z, label + ".t.");
+    ASSERT_NE(id, kNone) << k;
+    EXPECT_EQ(dns::NameToText(z->NodeName(z->node(id))), label + ".t.");
+    for (int i = 0; i < k; ++i) {
+      std::string other = label;
+      other[i] = 'b';
+      EXPECT_EQ(Find(*z, other + ".t."), kNone) << other;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tandem::zone
