@@ -33,8 +33,8 @@ enum class Match { kExact, kReferral, kDname, kNxDomain };
 
 struct Found {
   Match match;
-  uint32_t node;     // the exact (or wildcard) node, the cut, the DNAME owner, or the encloser
-  int dname_suffix;  // with kDname: suffix index of the DNAME owner in the looked-up name
+  uint32_t node;  // the exact (or wildcard) node, the cut, the DNAME owner, or the encloser
+  int suffix;     // with kReferral and kDname: the cut's or owner's suffix index in the name
 };
 
 // Walks from the apex towards the name, one label at a time.
@@ -60,7 +60,7 @@ Found Lookup(const Zone& z, const LookupName& name, uint16_t qtype) {
     last = id;
     const Node& n = z.node(id);
     if ((n.flags & zone::kDelegation) && !(i == 0 && qtype == dns::kTypeDS))
-      return {Match::kReferral, id, 0};
+      return {Match::kReferral, id, i};
     if (i == 0) return {Match::kExact, id, 0};
     if (n.flags & zone::kHasDname) return {Match::kDname, id, i};
   }
@@ -100,7 +100,10 @@ class Response {
     return true;
   }
 
-  void PutSoa(Section s) { PutSet(s, z_.apex(), z_.soa(), z_.negative_ttl()); }
+  // The apex as an owner: a suffix of the question name, which every answer's zone holds,
+  // so that the writer points at it without a search.
+  void SetApexInQuestion(const uint8_t* apex) { apex_ = apex; }
+  void PutSoa(Section s) { PutSet(s, apex_, z_.soa(), z_.negative_ttl()); }
 
   // The question name in the message, as an owner the writer compresses without a search.
   const uint8_t* question_name() const { return w_.question_name(); }
@@ -134,6 +137,7 @@ class Response {
   static constexpr int kMaxDone = 64;
   MessageWriter& w_;
   const Zone& z_;
+  const uint8_t* apex_ = z_.apex();
   uint16_t counts_[3] = {};
   bool truncated_ = false;
   const RRset* want_[kMaxWant];
@@ -190,6 +194,7 @@ void AnswerFromPool(const zone::Pool& pool, const zone::PoolSet::Binding& b, con
 Outcome Resolve(const Zone& z, const dns::Query& q, const LookupName& qname, Response& r,
                 int max_chain, const zone::PoolSet* pools, WorkerCounters& counters) {
   Outcome out;
+  r.SetApexInQuestion(r.question_name() + qname.offsets[qname.labels - z.apex_labels()]);
   const LookupName* name = &qname;
   LookupName chained;  // the names links lead to
   // The current name as written in answers: the question (its exact case) first, taken
@@ -210,7 +215,8 @@ Outcome Resolve(const Zone& z, const dns::Query& q, const LookupName& qname, Res
       case Match::kReferral: {
         const RRset* ns = z.FindRRset(n, dns::kTypeNS);
         if (step == 0) out.aa = false;
-        r.PutSet(kAuthority, z.NodeName(n), *ns);
+        // The cut is the name looked up or above it: in the question, the first time.
+        r.PutSet(kAuthority, step == 0 ? r.question_name() + qname.offsets[f.suffix] : z.NodeName(n), *ns);
         r.WantAdditional(*ns);
         return out;
       }
@@ -221,9 +227,9 @@ Outcome Resolve(const Zone& z, const dns::Query& q, const LookupName& qname, Res
       case Match::kDname: {
         const RRset* dname = z.FindRRset(n, dns::kTypeDNAME);
         zone::Rdata target = z.First(*dname);
-        r.PutSet(kAnswer, z.NodeName(n), *dname);
+        r.PutSet(kAnswer, step == 0 ? r.question_name() + qname.offsets[f.suffix] : z.NodeName(n), *dname);
         uint8_t* buf = synth[step & 1];
-        if (!Substitute(*name, f.dname_suffix, owner, target.data, buf, &next_len)) {
+        if (!Substitute(*name, f.suffix, owner, target.data, buf, &next_len)) {
           out.rcode = dns::kYxDomain;
           return out;
         }

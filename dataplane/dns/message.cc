@@ -112,6 +112,7 @@ void MessageWriter::StartAfterQuestion(size_t question_end, int qname_labels) {
   pos_ = question_end;
   ntargets_ = 0;
   qname_labels_ = qname_labels;
+  qname_root_ = question_end - 5;  // before the root: QTYPE, QCLASS
   question_targets_pending_ = true;
 }
 

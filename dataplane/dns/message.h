@@ -53,8 +53,10 @@ class MessageWriter {
   void StartAfterQuestion(size_t question_end, int qname_labels);
 
   // The question name as it stands in the message (the client's case). Passed to WriteName
-  // or WriteRecord, it is written as a pointer to itself without a search: the search
-  // would find it first anyway, and most answers are owned by the question name.
+  // or WriteRecord, it or any of its suffixes (a pointer into it at a label boundary, the
+  // root aside) is written as a pointer to itself without a search: the search would find
+  // that same place first, and most answers are owned by the question name, the zone's
+  // apex or a zone cut above it.
   const uint8_t* question_name() const { return buf_ + kHeaderSize; }
 
   // Restores a size from size(), dropping what was written after it (and its names
@@ -62,12 +64,13 @@ class MessageWriter {
   void Rollback(size_t size);
 
   bool WriteName(const uint8_t* name, bool compress) {
-    // The question name itself: the search would stop at its first target, offset 12.
-    // (The root name is written whole: it is shorter than a pointer.)
-    if (compress && name == question_name() && qname_labels_ > 0) {
+    // The question name or a suffix of it: the search would stop at that target, the
+    // first of its length. (The root name is written whole: it is shorter than a pointer.)
+    if (compress && name >= question_name() && name < buf_ + qname_root_) {
       if (!Reserve(2)) return false;
-      buf_[pos_] = 0xc0;
-      buf_[pos_ + 1] = kHeaderSize;
+      const size_t at = static_cast<size_t>(name - buf_);
+      buf_[pos_] = static_cast<uint8_t>(0xc0 | at >> 8);
+      buf_[pos_ + 1] = static_cast<uint8_t>(at);
       pos_ += 2;
       return true;
     }
@@ -98,6 +101,7 @@ class MessageWriter {
   Target targets_[kMaxTargets];
   int ntargets_ = 0;
   int qname_labels_ = 0;
+  size_t qname_root_ = 0;  // offset of the question name's root label (0: no question)
   // The question's suffixes enter the table at the first search, not at the start: an
   // answer owned by the question name alone needs no table. Nothing else enters before
   // them, so the table is the same at every search.

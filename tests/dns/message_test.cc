@@ -204,6 +204,41 @@ TEST(MessageWriter, QuestionOwnerIsAPointerToTheQuestion) {
   }
 }
 
+// A suffix of the question (a pointer into it at a label boundary: the zone's apex or a
+// cut above the name) is written without a search too, and must give the bytes of the
+// search: a pointer to that suffix, then the same compression for the names after it.
+// The question's root is written whole.
+TEST(MessageWriter, QuestionSuffixOwnerIsAPointerIntoTheQuestion) {
+  for (const char* qname : {"www.example.com", "WwW.ExAmPlE.cOm", "x", "A.B.C.D.E.F.G.H.I.J"}) {
+    Question probe = MakeQuestion(qname);
+    for (int suffix = 0; suffix <= probe.labels; ++suffix) {
+      Question fast = MakeQuestion(qname);
+      Question searched = MakeQuestion(qname);
+      MessageWriter wf(fast.msg.data(), fast.msg.size());
+      MessageWriter ws(searched.msg.data(), searched.msg.size());
+      wf.StartAfterQuestion(fast.end, fast.labels);
+      ws.StartAfterQuestion(searched.end, searched.labels);
+      size_t at = 12;
+      for (int i = 0; i < suffix; ++i) at += 1 + fast.msg[at];
+      std::string lower(reinterpret_cast<const char*>(fast.msg.data() + at), fast.end - 4 - at);
+      LowerName(reinterpret_cast<uint8_t*>(lower.data()), lower.size());
+      std::string mail = "\x04mail" + lower;
+      uint8_t a[4] = {192, 0, 2, 1};
+      ASSERT_TRUE(wf.WriteRecord(wf.question_name() + (at - 12), 1, 60, a, 4));
+      ASSERT_TRUE(ws.WriteRecord(U8(lower), 1, 60, a, 4));
+      ASSERT_TRUE(wf.WriteName(U8(mail), true));
+      ASSERT_TRUE(ws.WriteName(U8(mail), true));
+      EXPECT_EQ(Written(fast, wf), Written(searched, ws)) << qname << " suffix " << suffix;
+      if (suffix < probe.labels) {
+        EXPECT_EQ(Written(fast, wf)[0], 0xc0 | (at >> 8)) << qname << " suffix " << suffix;
+        EXPECT_EQ(Written(fast, wf)[1], at & 0xff) << qname << " suffix " << suffix;
+      } else {
+        EXPECT_EQ(Written(fast, wf)[0], 0) << qname << ": the root, whole";
+      }
+    }
+  }
+}
+
 // The root as the question: a one-octet name is written as it stands, not as a pointer.
 TEST(MessageWriter, RootQuestionOwnerIsWrittenWhole) {
   Question q = MakeQuestion("");
