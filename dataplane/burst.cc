@@ -1,10 +1,10 @@
 // Bursts: every request of a burst is parsed and its lookup started before any is
 // answered. A lookup in a large zone is a chain of dependent loads (the index slot, then
-// the node with its RRsets, name and RDATA, which Zone::Pack keeps together in one cache
-// line for most nodes), each likely a cache miss; answering one request after the other
-// pays those latencies one after the other. Here each stage takes one link of every
-// request's chain and prefetches the next, so a burst waits about once per link, with all
-// its requests' loads in flight together:
+// the node with its RRsets, name and RDATA, which Zone::Pack keeps together in one or two
+// cache lines), each likely a cache miss; answering one request after the other pays
+// those latencies one after the other. Here each stage takes one link of every request's
+// chain and prefetches the next, so a burst waits about once per link, with all its
+// requests' loads in flight together:
 //
 //   prepare: parse, lower-case and hash the name, find the zone  -> prefetch index slots
 //   probe:   first slot whose tag matches                       -> prefetch the node
