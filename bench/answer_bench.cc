@@ -71,6 +71,7 @@ std::unique_ptr<zone::Snapshot> Build(int names) {
     std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
     std::abort();
   }
+  loaded->zone->PreferHugePages();  // as tandemd does once the zone is served
   return std::make_unique<zone::Snapshot>(std::vector<std::shared_ptr<const zone::Zone>>{loaded->zone});
 }
 

@@ -74,6 +74,7 @@ void FramePath(benchmark::State& state, bool burst) {
   for (int i = 0; i < names; ++i) absl::StrAppend(&text, "h", i, " A 10.0.", (i >> 8) & 255, ".", i & 255, "\n");
   auto loaded = control::LoadZoneText("bench.test", text, "bench.zone");
   if (!loaded.ok()) std::abort();
+  loaded->zone->PreferHugePages();  // as tandemd does once the zone is served
   zone::Snapshot snapshot({loaded->zone});
   dataplane::QueryHandler handler;
   dataplane::WorkerCounters counters;

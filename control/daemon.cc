@@ -194,6 +194,14 @@ absl::Status Daemon::Start() {
   auto server = dataplane::SocketServer::Start(opts, *publisher_, handler_);
   if (!server.ok()) return server.status();
   sockets_ = std::move(*server);
+  // Served: the zones onto huge pages now (later ones as Republish publishes them).
+  serving_ = true;
+  std::vector<std::shared_ptr<const zone::Zone>> served;
+  {
+    std::lock_guard<std::mutex> t(transfer_mu_);
+    for (const auto& [apex, z] : served_) served.push_back(z);
+  }
+  for (const auto& z : served) z->PreferHugePages();
   secondaries_->Start();
   pools_->Start();
   if (cfg_.rrl.rate > 0)
@@ -299,6 +307,14 @@ absl::Status Daemon::Reload() {
 }
 
 void Daemon::Republish() {
+  std::vector<std::shared_ptr<const zone::Zone>> zones = PublishServed();
+  // Each zone new in it onto huge pages, now that it is answered (only the first call for
+  // a zone does anything): on the thread that brought it, without the publication lock.
+  if (serving_)
+    for (const auto& z : zones) z->PreferHugePages();
+}
+
+std::vector<std::shared_ptr<const zone::Zone>> Daemon::PublishServed() {
   std::lock_guard<std::mutex> p(publish_mu_);
   std::vector<std::shared_ptr<const zone::Zone>> zones = file_zones_;
   if (secondaries_)
@@ -320,10 +336,11 @@ void Daemon::Republish() {
       }
     }
   }
-  PublishLocked(std::make_unique<const zone::Snapshot>(std::move(zones), pools_ ? pools_->Table() : nullptr));
+  PublishLocked(std::make_unique<const zone::Snapshot>(zones, pools_ ? pools_->Table() : nullptr));
   // After the new serial is served: tell the secondaries.
   if (notifier_)
     for (auto& [apex, serial, targets] : to_notify) notifier_->Notify(apex, serial, targets);
+  return zones;
 }
 
 std::optional<TransferableZone> Daemon::FindTransferable(const std::string& apex) const {

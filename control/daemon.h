@@ -4,6 +4,7 @@
 // control socket at once.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <optional>
@@ -99,6 +100,8 @@ class Daemon : public dataplane::NotifySink {
   void PublishLocked(std::unique_ptr<const zone::Snapshot> snapshot);
   // Builds the snapshot from the file zones and the pulled zones' active copies.
   void Republish();
+  // Republish's publication, under publish_mu_; returns the zones published.
+  std::vector<std::shared_ptr<const zone::Zone>> PublishServed();
   // Transfer-out settings of the zones in `cfg` (ACLs, histories, NOTIFY targets); for
   // file zones, records the difference from the version served before in the history.
   absl::Status UpdatePrimaryState(const config::Config& cfg,
@@ -133,6 +136,7 @@ class Daemon : public dataplane::NotifySink {
   mutable std::mutex transfer_mu_;
   std::map<std::string, ZoneOut> zones_out_;  // by lower-case apex (wire)
   std::map<std::string, std::shared_ptr<const zone::Zone>> served_;  // what the snapshot holds
+  std::atomic<bool> serving_{false};  // the ports are answering
   std::unique_ptr<TransferServer> transfer_server_;
   QueryTsig query_tsig_;
   std::unique_ptr<Notifier> notifier_;

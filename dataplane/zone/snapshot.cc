@@ -17,6 +17,10 @@ namespace {
 
 constexpr size_t kHugePage = 2 << 20;
 
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25  // Linux 6.1; older C libraries do not name it
+#endif
+
 inline uint64_t Load64(const uint8_t* p) {
   uint64_t v;
   std::memcpy(&v, p, 8);
@@ -89,10 +93,22 @@ void* AllocateArray(size_t bytes) {
   size_t rounded = (bytes + kHugePage - 1) & ~(kHugePage - 1);
   void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
-  // Whole huge pages only: a partly used one at the end would hold up to 2 MiB for nothing.
-  // A hint: without huge pages the array works all the same.
-  madvise(p, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);
+  // Small pages while it is written, whatever the system's default (a hint).
+  madvise(p, rounded, MADV_NOHUGEPAGE);
   return p;
+}
+
+bool PreferHugePages(const void* p, size_t bytes) {
+  // Whole huge pages only: a partly used one at the end would hold up to 2 MiB for nothing.
+  // Only AllocateArray's large arrays start on a huge page boundary.
+  auto start = reinterpret_cast<uintptr_t>(p);
+  size_t whole = bytes & ~(kHugePage - 1);
+  if (whole == 0 || (start & (kHugePage - 1)) != 0) return false;
+  void* q = const_cast<void*>(p);
+  // Marked first (which also lifts AllocateArray's MADV_NOHUGEPAGE), so that khugepaged
+  // collapses what MADV_COLLAPSE could not (or, before Linux 6.1, everything) later on.
+  madvise(q, whole, MADV_HUGEPAGE);
+  return madvise(q, whole, MADV_COLLAPSE) == 0;
 }
 
 void FreeArray(void* p) { std::free(p); }
@@ -131,6 +147,15 @@ const RRset* Zone::FindRRset(const Node& n, uint16_t type) const {
 Rdata Zone::First(const RRset& set) const {
   const uint8_t* p = (packed() ? packed_.data() : rdata_.data()) + set.rdata;
   return {p + 2, static_cast<uint16_t>(p[0] << 8 | p[1])};
+}
+
+bool Zone::PreferHugePages() const {
+  if (huge_pages_.exchange(true)) return false;
+  bool collapsed = zone::PreferHugePages(slots_.data(), slots_.capacity() * sizeof(Slot));
+  collapsed = zone::PreferHugePages(packed_.data(), packed_.capacity()) || collapsed;
+  zone::PreferHugePages(additional_.data(), additional_.capacity() * sizeof(uint32_t));
+  zone::PreferHugePages(order_.data(), order_.capacity() * sizeof(uint32_t));
+  return collapsed;
 }
 
 size_t Zone::MemoryBytes() const {
