@@ -58,7 +58,7 @@ void PrepareQuery(const zone::Snapshot* snapshot, const uint8_t* query, size_t q
   p->verdict = dns::ParseQuery(query, query_len, &p->q);
   p->zone = nullptr;
   if (!HasQuestion(p->verdict)) return;
-  p->name.Set(p->q.qname.data, p->q.qname.length);
+  p->name.Set(p->q.qname.data, p->q.qname.length, p->q.qname_offsets, p->q.qname.labels);
   if (snapshot != nullptr) p->zone = snapshot->FindZone(p->name);
 }
 

@@ -21,15 +21,17 @@ namespace {
 // The question name: ParseName with no pointer allowed (nothing before the question to
 // point at), so the name stands whole in the message and is copied once its labels check
 // out, eight octets at a time. Returns false where ParseName fails.
-bool ParseQuestionName(const uint8_t* msg, size_t len, NameBuf* out, size_t* next) {
+bool ParseQuestionName(const uint8_t* msg, size_t len, NameBuf* out, uint8_t* offsets, size_t* next) {
   size_t pos = kHeaderSize;
-  int labels = 0;
+  size_t labels = 0;
   // A label running past the end fails at the next length octet. The length limit is
-  // checked once at the end: the verdict is the same whichever check fails first.
+  // checked once at the end: the verdict is the same whichever check fails first (a name
+  // of more than 127 labels is longer than 255 octets).
   for (;;) {
-    if (pos >= len) return false;
+    if (pos >= len || labels >= kMaxLabels) return false;
     uint8_t l = msg[pos];
     if (l & 0xc0) return false;  // a pointer, or a reserved label type
+    offsets[labels] = static_cast<uint8_t>(pos - kHeaderSize);
     pos += 1 + l;
     if (l == 0) break;
     ++labels;
@@ -56,7 +58,7 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   if (len < kHeaderSize || header::Qr(msg)) return QueryVerdict::kDrop;
   if (header::Qdcount(msg) != 1) return QueryVerdict::kFormErrHeader;
   size_t pos;
-  if (!ParseQuestionName(msg, len, &q->qname, &pos)) return QueryVerdict::kFormErrHeader;
+  if (!ParseQuestionName(msg, len, &q->qname, q->qname_offsets, &pos)) return QueryVerdict::kFormErrHeader;
   if (pos + 4 > len) return QueryVerdict::kFormErrHeader;
   q->qtype = Get16(msg + pos);
   q->qclass = Get16(msg + pos + 2);

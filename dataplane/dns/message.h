@@ -13,6 +13,7 @@ namespace tandem::dns {
 
 struct Query {
   NameBuf qname;  // as received: case preserved
+  uint8_t qname_offsets[kMaxLabels + 1];  // where each label of qname starts, then its root
   uint16_t qtype = 0;
   uint16_t qclass = 0;
   size_t question_end = 0;  // offset just past the question in the request

@@ -33,7 +33,7 @@ inline void Store64(uint8_t* p, uint64_t v) {
   std::memcpy(p, &v, 8);
 }
 
-inline uint64_t Mix(uint64_t h) {
+constexpr uint64_t Mix(uint64_t h) {
   h ^= h >> 33;
   h *= 0xff51afd7ed558ccdULL;
   h ^= h >> 33;
@@ -73,9 +73,11 @@ int LabelOffsets(const uint8_t* name, size_t len, uint8_t* offsets) {
   return labels;
 }
 
-void SuffixHashes(const uint8_t* name, const uint8_t* offsets, int labels, uint64_t* out) {
+[[gnu::always_inline]] inline void SuffixHashes(const uint8_t* name, const uint8_t* offsets, int labels,
+                                               uint64_t* out) {
+  constexpr uint64_t kRoot = Mix(kSeed);
   uint64_t h = kSeed;
-  out[labels] = Mix(h);  // the root
+  out[labels] = kRoot;
   for (int i = labels - 1; i >= 0; --i) {
     h = AddLabel(h, name + offsets[i]);
     out[i] = Mix(h);
@@ -272,18 +274,39 @@ const Zone* Snapshot::FindZone(const LookupName& name) const {
   return nullptr;
 }
 
-void LookupName::Set(const uint8_t* wire, size_t wire_len) {
-  static_assert(sizeof(data) >= dns::kMaxNameLength + kPad);
-  len = static_cast<uint8_t>(wire_len);
-  // Copied and lower-cased eight octets at a time; the last eight overlap the ones before.
+namespace {
+
+// Copies a wire name into `data` lower-cased, eight octets at a time (the last eight
+// overlap the ones before), and zeroes the eight octets after it, which hashing reads.
+[[gnu::always_inline]] inline void LowerInto(uint8_t* data, const uint8_t* wire, size_t wire_len) {
   if (wire_len >= 8) {
     for (size_t i = 0; i + 8 <= wire_len; i += 8) Store64(data + i, dns::AsciiLowerWord(Load64(wire + i)));
     Store64(data + wire_len - 8, dns::AsciiLowerWord(Load64(wire + wire_len - 8)));
   } else {
     for (size_t i = 0; i < wire_len; ++i) data[i] = dns::AsciiLower(wire[i]);
   }
-  Store64(data + wire_len, 0);  // what the word loads of hashing read past the name
+  Store64(data + wire_len, 0);
+}
+
+}  // namespace
+
+void LookupName::Set(const uint8_t* wire, size_t wire_len) {
+  static_assert(sizeof(data) >= dns::kMaxNameLength + kPad);
+  len = static_cast<uint8_t>(wire_len);
+  LowerInto(data, wire, wire_len);
   labels = static_cast<uint8_t>(LabelOffsets(data, wire_len, offsets));
+  SuffixHashes(data, offsets, labels, hashes);
+}
+
+void LookupName::Set(const uint8_t* wire, size_t wire_len, const uint8_t* label_offsets, int label_count) {
+  len = static_cast<uint8_t>(wire_len);
+  LowerInto(data, wire, wire_len);
+  labels = static_cast<uint8_t>(label_count);
+  if (label_count < 16) {
+    std::memcpy(offsets, label_offsets, 16);  // most names: one fixed copy
+  } else {
+    std::memcpy(offsets, label_offsets, label_count + 1u);
+  }
   SuffixHashes(data, offsets, labels, hashes);
 }
 

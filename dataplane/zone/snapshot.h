@@ -223,6 +223,9 @@ struct LookupName {
   size_t suffix_len(int i) const { return len - offsets[i]; }
   // Fills from an uncompressed wire name (validated by the parser).
   void Set(const uint8_t* wire, size_t wire_len);
+  // The same, with the name's label offsets already known (dns::Query::qname_offsets:
+  // `labels` of them, then the root's).
+  void Set(const uint8_t* wire, size_t wire_len, const uint8_t* label_offsets, int labels);
 };
 
 }  // namespace tandem::zone

@@ -150,6 +150,11 @@ TEST(ParseQuery, QuestionNameAgreesWithParseName) {
     EXPECT_EQ(std::vector<uint8_t>(q.qname.data, q.qname.data + q.qname.length),
               std::vector<uint8_t>(ref.data, ref.data + ref.length)) << round;
     EXPECT_EQ(q.question_end, next + 4) << round;
+    size_t at = 0;  // each label's offset, then the root's
+    for (int l = 0; l <= ref.labels; ++l) {
+      EXPECT_EQ(q.qname_offsets[l], at) << round << " label " << l;
+      at += 1u + ref.data[at];
+    }
   }
 }
 

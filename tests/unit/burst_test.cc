@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "control/zone_file.h"
+#include "dataplane/dns/message.h"
 #include "dataplane/dns/name.h"
 #include "dataplane/handler.h"
 #include "dataplane/zone/builder.h"
@@ -257,6 +258,21 @@ TEST(AnswerBurst, PreparedNamesHashAsTheZoneDoes) {
     ASSERT_EQ(name.labels, dns::CountLabels(reinterpret_cast<const uint8_t*>(lower.data()))) << text;
     for (int i = 0; i <= name.labels; ++i)
       EXPECT_EQ(name.hashes[i], zone::HashName(name.suffix(i), name.suffix_len(i))) << text << " suffix " << i;
+    // The same name prepared from a parsed question, with the parser's label offsets.
+    std::string text_msg = std::string(5, '\0') + '\1' + std::string(6, '\0') + *wire;  // QDCOUNT 1
+    text_msg += std::string("\0\1\0\1", 4);                                               // A, IN
+    std::vector<uint8_t> msg(text_msg.begin(), text_msg.end());
+    dns::Query q;
+    ASSERT_EQ(dns::ParseQuery(msg.data(), msg.size(), &q), dns::QueryVerdict::kOk) << text;
+    zone::LookupName parsed;
+    parsed.Set(q.qname.data, q.qname.length, q.qname_offsets, q.qname.labels);
+    ASSERT_EQ(parsed.len, name.len) << text;
+    ASSERT_EQ(parsed.labels, name.labels) << text;
+    EXPECT_EQ(Bytes(parsed.data, parsed.len), Bytes(name.data, name.len)) << text;
+    for (int i = 0; i <= name.labels; ++i) {
+      EXPECT_EQ(parsed.offsets[i], name.offsets[i]) << text << " suffix " << i;
+      EXPECT_EQ(parsed.hashes[i], name.hashes[i]) << text << " suffix " << i;
+    }
   }
 }
 
