@@ -19,6 +19,7 @@ struct ServerConfig {
   int workers = 1;
   std::string state_dir = "/var/lib/tandem";
   int udp_max_payload = 1232;            // cap on the client's EDNS UDP size, 512..65535
+  int udp_coalesce_us = 50;              // socket mode: wait after a small receive, 0..1000 µs
   absl::Duration tcp_idle_timeout = absl::Seconds(10);
   int tcp_max_connections = 1024;
   std::string log_level = "info";        // "debug", "info", "warning", "error"

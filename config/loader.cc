@@ -418,13 +418,14 @@ class Loader {
 
   void ReadServer(const toml::table& t, ServerConfig* s) {
     Fields f(errors_, t, "server", "in [server]",
-             {"mode", "listen", "workers", "state_dir", "udp_max_payload", "tcp_idle_timeout",
-              "tcp_max_connections", "log_level", "identity", "version"});
+             {"mode", "listen", "workers", "state_dir", "udp_max_payload", "udp_coalesce_us",
+              "tcp_idle_timeout", "tcp_max_connections", "log_level", "identity", "version"});
     f.OneOf("mode", {"socket", "dpdk"}, &s->mode);
     f.Strings("listen", kEndpoint, EndpointCheck(std::nullopt), &s->listen);
     f.Int("workers", 1, 128, &s->workers);
     f.String("state_dir", kNonEmpty, NonEmpty, &s->state_dir);
     f.Int("udp_max_payload", 512, 65535, &s->udp_max_payload);
+    f.Int("udp_coalesce_us", 0, 1000, &s->udp_coalesce_us);
     f.Duration("tcp_idle_timeout", &s->tcp_idle_timeout);
     f.Int("tcp_max_connections", 1, 1000000, &s->tcp_max_connections);
     f.OneOf("log_level", {"debug", "info", "warning", "error"}, &s->log_level);

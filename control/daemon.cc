@@ -171,6 +171,7 @@ absl::Status Daemon::Start() {
   opts.workers = cfg_.server.workers;
   opts.tcp_idle_timeout = cfg_.server.tcp_idle_timeout;
   opts.tcp_max_connections = cfg_.server.tcp_max_connections;
+  opts.udp_coalesce_us = static_cast<uint32_t>(cfg_.server.udp_coalesce_us);
   opts.rrl = {.rate = static_cast<uint32_t>(cfg_.rrl.rate),
               .slip = static_cast<uint32_t>(cfg_.rrl.slip),
               .ipv4_prefix = static_cast<uint8_t>(cfg_.rrl.ipv4_prefix),
@@ -246,13 +247,14 @@ absl::Status Daemon::Reload() {
   if (next->server.mode != cfg_.server.mode || next->server.listen != cfg_.server.listen ||
       next->server.workers != cfg_.server.workers ||
       next->server.udp_max_payload != cfg_.server.udp_max_payload ||
+      next->server.udp_coalesce_us != cfg_.server.udp_coalesce_us ||
       next->server.tcp_idle_timeout != cfg_.server.tcp_idle_timeout ||
       next->server.tcp_max_connections != cfg_.server.tcp_max_connections ||
       next->server.state_dir != cfg_.server.state_dir ||
       next->server.identity != cfg_.server.identity ||
       next->server.version != cfg_.server.version) {
     LogWarning("reload: changes to [server] mode, listen, workers, state_dir, udp_max_payload, "
-               "tcp_*, identity and version take effect at the next restart");
+               "udp_coalesce_us, tcp_*, identity and version take effect at the next restart");
     next->server = cfg_.server;
   }
   if (next->rrl.rate != cfg_.rrl.rate || next->rrl.slip != cfg_.rrl.slip ||

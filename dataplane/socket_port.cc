@@ -213,6 +213,7 @@ struct UdpContext {
   WorkerCounters* counters;
   const std::atomic<bool>* stopping;
   const RrlOptions* rrl;
+  uint32_t coalesce_us;  // SocketPortOptions::udp_coalesce_us
 };
 
 // One UDP worker: receives bursts on its socket, answers them together in place in their
@@ -231,7 +232,7 @@ class UdpWorker {
     alignas(cmsghdr) uint8_t tx_control[kControlSpace];
   };
 
-  int Receive();
+  int Receive(bool coalesce);
   int AnswerBurst(int received, const zone::Snapshot* snapshot);
   void SetReplySource(Slot& slot, const msghdr& rx, msghdr& tx);
   void SendAll(int count);
@@ -273,21 +274,31 @@ void UdpWorker::Run() {
   NameThread("tandem-udp");
   SnapshotPublisher& publisher = *ctx_.publisher;
   publisher.Online(reader_);
+  // A few datagrams at once: more are on their way, and waiting a moment for them spreads
+  // the cost of a wake-up and a receive over more of them. A lone query never waits, nor
+  // does a full burst.
+  constexpr int kCoalesceBelow = kBurst / 4;
+  int received = 0;
   while (!ctx_.stopping->load(std::memory_order_relaxed)) {
-    int received = Receive();
+    received = Receive(ctx_.coalesce_us > 0 && received >= 2 && received < kCoalesceBelow);
     if (received > 0) SendAll(AnswerBurst(received, publisher.Current()));
     publisher.Quiescent(reader_);
   }
   publisher.Offline(reader_);
 }
 
-// Blocks (offline, so that Publish need not wait for us) for up to kWaitMs.
-int UdpWorker::Receive() {
+// Blocks (offline, so that Publish need not wait for us) for up to kWaitMs; with
+// `coalesce`, first sleeps for the configured time.
+int UdpWorker::Receive(bool coalesce) {
   for (mmsghdr& m : rx_) {
     m.msg_hdr.msg_namelen = sizeof(sockaddr_storage);
     m.msg_hdr.msg_controllen = ctx_.wildcard ? kControlSpace : 0;
   }
   ctx_.publisher->Offline(reader_);
+  if (coalesce) {
+    timespec wait{0, static_cast<long>(ctx_.coalesce_us) * 1000};
+    nanosleep(&wait, nullptr);
+  }
   int received = recvmmsg(ctx_.fd, rx_, kBurst, MSG_WAITFORONE, nullptr);
   ctx_.publisher->Online(reader_);
   if (received < 0) {
@@ -737,6 +748,7 @@ SocketServer::SocketServer(const SocketPortOptions& options, SnapshotPublisher& 
     : publisher_(publisher),
       handler_(handler),
       rrl_(options.rrl),
+      udp_coalesce_us_(options.udp_coalesce_us),
       counter_count_(options.listen.size() * UdpWorkers(options) + 1),
       counters_(std::make_unique<WorkerCounters[]>(counter_count_)) {}
 
@@ -790,7 +802,8 @@ void SocketServer::StartThreads() {
                          .publisher = &publisher_,
                          .counters = &counters_[next],
                          .stopping = &stopping_,
-                         .rrl = &rrl_};
+                         .rrl = &rrl_,
+                         .coalesce_us = udp_coalesce_us_};
       threads_.emplace_back([context] { UdpWorker(context).Run(); });
       ++next;
     }

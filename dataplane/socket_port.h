@@ -36,6 +36,10 @@ struct SocketPortOptions {
   int tcp_max_connections = 1024;  // across all listeners
   bool udp = true;  // false: TCP only (dpdk mode answers UDP on the poll-mode path)
   RrlOptions rrl;   // UDP answers only; TCP is never limited
+  // After a receive that brought a few datagrams (2 to 7: a stream, not a lone query), a UDP
+  // worker waits this long before the next receive, so that each wake-up and system call
+  // serves more datagrams. 0: never waits.
+  uint32_t udp_coalesce_us = 0;
 };
 
 class SocketServer {
@@ -72,6 +76,7 @@ class SocketServer {
   SnapshotPublisher& publisher_;
   const QueryHandler& handler_;
   RrlOptions rrl_;
+  uint32_t udp_coalesce_us_;
   std::vector<std::unique_ptr<socket_port_internal::Listener>> listeners_;
   std::vector<Endpoint> bound_;
   std::unique_ptr<socket_port_internal::TcpLoop> tcp_;

@@ -52,6 +52,7 @@ TEST(ConfigLoad, EmptyDocumentGivesDefaults) {
   EXPECT_EQ(cfg->server.workers, 1);
   EXPECT_EQ(cfg->server.state_dir, "/var/lib/tandem");
   EXPECT_EQ(cfg->server.udp_max_payload, 1232);
+  EXPECT_EQ(cfg->server.udp_coalesce_us, 50);
   EXPECT_EQ(cfg->server.tcp_idle_timeout, absl::Seconds(10));
   EXPECT_EQ(cfg->server.tcp_max_connections, 1024);
   EXPECT_EQ(cfg->server.log_level, "info");
@@ -253,6 +254,19 @@ TEST(ConfigErrors, WrongTypeNamesKeyAndValue) {
                   "", "workers = \"two\""})),
       ElementsAre(
           R"(tandem.toml:7: server.workers: expected an integer from 1 to 128, got "two")"));
+}
+
+TEST(ConfigLoad, UdpCoalesceFromZeroToAMillisecond) {
+  auto off = LoadConfigText(Doc({"[server]", "udp_coalesce_us = 0"}), "tandem.toml");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_EQ(off->server.udp_coalesce_us, 0);
+  auto most = LoadConfigText(Doc({"[server]", "udp_coalesce_us = 1000"}), "tandem.toml");
+  ASSERT_TRUE(most.ok()) << most.status();
+  EXPECT_EQ(most->server.udp_coalesce_us, 1000);
+  EXPECT_THAT(Errors(Doc({"[server]", "udp_coalesce_us = 1001"})),
+              ElementsAre("tandem.toml:2: server.udp_coalesce_us: expected an integer from 0 to 1000, got 1001"));
+  EXPECT_THAT(Errors(Doc({"[server]", "udp_coalesce_us = -1"})),
+              ElementsAre("tandem.toml:2: server.udp_coalesce_us: expected an integer from 0 to 1000, got -1"));
 }
 
 TEST(ConfigErrors, RangesAndChoices) {
@@ -629,6 +643,7 @@ TEST(ConfigExamples, ReferenceMatchesTheDefaults) {
   EXPECT_EQ(cfg->server.workers, defaults.server.workers);
   EXPECT_EQ(cfg->server.state_dir, defaults.server.state_dir);
   EXPECT_EQ(cfg->server.udp_max_payload, defaults.server.udp_max_payload);
+  EXPECT_EQ(cfg->server.udp_coalesce_us, defaults.server.udp_coalesce_us);
   EXPECT_EQ(cfg->server.tcp_idle_timeout, defaults.server.tcp_idle_timeout);
   EXPECT_EQ(cfg->server.tcp_max_connections, defaults.server.tcp_max_connections);
   EXPECT_EQ(cfg->server.log_level, defaults.server.log_level);

@@ -18,6 +18,7 @@
 #include <future>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <thread>
@@ -275,6 +276,35 @@ TEST_F(SocketPortTest, SeveralUdpWorkersAllAnswer) {
   }
   EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == kClients; }));
   EXPECT_EQ(server_->Totals().rx_packets, uint64_t{kClients});
+}
+
+// With coalescing, a worker that received a few datagrams waits before its next receive:
+// streams of small bursts, and lone queries between them, are all answered.
+TEST_F(SocketPortTest, UdpCoalescingAnswersEveryDatagram) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.udp_coalesce_us = 1000;  // the longest wait allowed
+  Endpoint server = Start(options);
+  Client client(server, SOCK_DGRAM);
+  int sent = 0;
+  for (int round = 0; round < 30; ++round) {
+    int burst = round % 3 == 2 ? 1 : 2 + round % 6;  // lone queries and bursts of 2 to 7
+    std::set<uint16_t> ids;
+    for (int k = 0; k < burst; ++k) {
+      Bytes query = Query(static_cast<uint16_t>(1000 + sent));
+      ASSERT_TRUE(client.Send(query));
+      ids.insert(Id(query));
+      ++sent;
+    }
+    for (int k = 0; k < burst; ++k) {
+      std::optional<Bytes> response = client.ReceiveDatagram();
+      ASSERT_TRUE(response.has_value()) << "round " << round;
+      EXPECT_EQ(ids.erase(Id(*response)), 1u) << "round " << round;
+      EXPECT_EQ((*response)[3] & 0x0f, kRefused);
+    }
+  }
+  EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == static_cast<uint64_t>(sent); }));
+  EXPECT_EQ(server_->Totals().rx_packets, static_cast<uint64_t>(sent));
 }
 
 TEST_F(SocketPortTest, SeveralListenAddresses) {
