@@ -136,7 +136,7 @@ def socket_section(args, tmp, zone_file, query_file):
 
     def run_once(kind, rnd):
         srv = peers.socket_server(kind, tmp, zone_file, args.tandemd, cpus=args.server_cpu,
-                                  nice=args.nice)
+                                  nice=args.nice, udp_coalesce_us=args.udp_coalesce_us)
         try:
             srv.start()
             srv.ready(args.start_timeout)
@@ -308,6 +308,8 @@ def parse_args(argv):
     ap.add_argument("--dnsperf-threads", type=int, default=1, help="dnsperf -T")
     ap.add_argument("--dnsperf-outstanding", type=int, default=100, help="dnsperf -q")
     ap.add_argument("--dnsperf-procs", type=int, default=1, help="dnsperf processes side by side")
+    ap.add_argument("--udp-coalesce-us", type=int, default=None,
+                    help="socket section: tandem's [server] udp_coalesce_us (default: its own, 50)")
     ap.add_argument("--xdp-duration", type=int, default=10, help="seconds of kxdpgun per run")
     ap.add_argument("--xdp-qps", type=int, default=1000000, help="kxdpgun -Q (offered rate)")
     ap.add_argument("--server-cpu", default="0",

@@ -68,7 +68,8 @@ class Dnsperf:
     def run(self, addr, out_prefix):
         """Runs the processes at once; returns {"sent", "completed", "lost", "qps",
         "rcodes": {NAME: count}} summed over them (qps: completed queries per second),
-        "response_bytes" (the average reply size), "gen_cpu_share", "gen_wait_share"."""
+        "response_bytes" (the average reply size), "latency_us" (dnsperf's average latency),
+        "gen_cpu_share", "gen_wait_share"."""
         runs = []
         for i in range(self.procs):
             out = "%s.%d.out" % (out_prefix, i)
@@ -87,9 +88,14 @@ class Dnsperf:
             total["lost"] += _num(r"Queries lost:\s+(\d+)", text) or 0
             total["qps"] += qps
             total["response_bytes"] = _num(r"Average packet size:.*response (\d+)", text)
+            latency = _num(r"Average Latency \(s\):\s+([\d.]+)", text, float)
+            if latency is not None:  # the mean over the processes
+                total.setdefault("latencies", []).append(latency)
             m = re.search(r"Response codes:\s*(.*)", text)
             for code, n in re.findall(r"([A-Z][A-Z0-9]*)\s+(\d+)\s+\(", m.group(1) if m else ""):
                 total["rcodes"][code] = total["rcodes"].get(code, 0) + int(n)
+        lat = total.pop("latencies", [])
+        total["latency_us"] = 1e6 * sum(lat) / len(lat) if lat else None
         return total
 
 

@@ -356,7 +356,8 @@ zone "{ZONE}" {{
 """
 
 
-def _tandem_conf(d, port, zone_file):
+def _tandem_conf(d, port, zone_file, udp_coalesce_us=None):
+    coalesce = "" if udp_coalesce_us is None else "udp_coalesce_us = %d\n" % udp_coalesce_us
     return f"""\
 [server]
 mode = "socket"
@@ -364,21 +365,22 @@ listen = ["127.0.0.1:{port}"]
 workers = 1
 state_dir = "{d}/state"
 log_level = "warning"
-
+{coalesce}
 [[zone]]
 name = "{ZONE}"
 file = "{zone_file}"
 """
 
 
-def socket_server(kind, tmp, zone_file, tandemd, cpus=None, nice=0):
+def socket_server(kind, tmp, zone_file, tandemd, cpus=None, nice=0, udp_coalesce_us=None):
     """A server of `kind` (tandem, knot, nsd, bind) answering `zone_file` on a free
-    loopback port with one worker, pinned to `cpus` (a taskset list) when given."""
+    loopback port with one worker, pinned to `cpus` (a taskset list) when given; tandem
+    with `udp_coalesce_us` when given (else its default)."""
     d = _dir(tmp, kind)
     port = free_port()
     prefix = launcher(cpus, nice)
     if kind == "tandem":
-        conf = _write(os.path.join(d, "tandem.toml"), _tandem_conf(d, port, zone_file))
+        conf = _write(os.path.join(d, "tandem.toml"), _tandem_conf(d, port, zone_file, udp_coalesce_us))
         argv = [tandemd, "--config", conf]
     elif kind == "knot":
         conf = _write(os.path.join(d, "knot.conf"), _knot_conf(d, "127.0.0.1@%d" % port, zone_file))

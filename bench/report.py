@@ -117,19 +117,21 @@ def _socket(doc, sec):
                 s["duration"]), "",
              "| server | queries/s | x tandem | queries per server CPU-second | x tandem "
              "| server CPU / waiting | dnsperf CPU / waiting | limited by | lost | reply bytes "
-             "| queries/s, spread |",
-             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---|"]
+             "| average latency | queries/s, spread |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---:|---:|---:|---|"]
     limits = {}
     for kind, rs in runs.items():
         m = med[kind]
         limits[kind] = _socket_limit(m)
-        lines.append("| %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s |"
+        latency = _median([r.get("latency_us") for r in rs])
+        lines.append("| %s | %s | %s | %s | %s | %s / %s | %s / %s | %s | %s | %s | %s | %s |"
                      % (peers.LABELS[kind], _n(m["qps"]), _ratio(rs, ref, "qps"),
                         _n(m["per_cpu_second"]), _ratio(rs, ref, "per_cpu_second"),
                         _pct(m["cpu_share"]), _pct(m["wait_share"]),
                         _pct(m["gen_cpu_share"]), _pct(m["gen_wait_share"]), limits[kind],
                         _n(sum(r["lost"] for r in rs)),
                         _n(_median([r.get("response_bytes") for r in rs])),
+                        ("%d µs" % round(latency)) if latency is not None else "-",
                         _spread([r["qps"] for r in rs])))
     lines += ["", "CPU and waiting: the share of the run's wall time the process tree ran on a CPU, "
               "and was runnable but waited for one (from /proc/PID/task/*/schedstat; one core = 100%)."]

@@ -612,6 +612,7 @@ json::Value Counters(const dataplane::WorkerCounters& c) {
       .Set("rx_packets", Value::Number(c.rx_packets))
       .Set("tx_packets", Value::Number(c.tx_packets))
       .Set("rx_errors", Value::Number(c.rx_errors))
+      .Set("udp_waits", Value::Number(c.udp_waits))
       .Set("to_kernel", Value::Number(c.to_kernel))
       .Set("from_kernel", Value::Number(c.from_kernel))
       .Set("malformed", Value::Number(c.malformed))

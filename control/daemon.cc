@@ -195,14 +195,16 @@ absl::Status Daemon::Start() {
   auto server = dataplane::SocketServer::Start(opts, *publisher_, handler_);
   if (!server.ok()) return server.status();
   sockets_ = std::move(*server);
-  // Served: the zones onto huge pages now (later ones as Republish publishes them).
-  serving_ = true;
+  // Served: the zones onto huge pages, in the background (later ones as Republish
+  // publishes them).
+  huge_pages_ = std::make_unique<HugePageMover>();
+  serving_.store(true, std::memory_order_release);
   std::vector<std::shared_ptr<const zone::Zone>> served;
   {
     std::lock_guard<std::mutex> t(transfer_mu_);
     for (const auto& [apex, z] : served_) served.push_back(z);
   }
-  for (const auto& z : served) z->PreferHugePages();
+  huge_pages_->Add(served);
   secondaries_->Start();
   pools_->Start();
   if (cfg_.rrl.rate > 0)
@@ -310,10 +312,8 @@ absl::Status Daemon::Reload() {
 
 void Daemon::Republish() {
   std::vector<std::shared_ptr<const zone::Zone>> zones = PublishServed();
-  // Each zone new in it onto huge pages, now that it is answered (only the first call for
-  // a zone does anything): on the thread that brought it, without the publication lock.
-  if (serving_)
-    for (const auto& z : zones) z->PreferHugePages();
+  // The zones new in it onto huge pages, now that they are answered.
+  if (serving_.load(std::memory_order_acquire)) huge_pages_->Add(zones);
 }
 
 std::vector<std::shared_ptr<const zone::Zone>> Daemon::PublishServed() {
@@ -446,6 +446,9 @@ void Daemon::Stop() {
   std::lock_guard<std::mutex> lock(mu_);
   if (secondaries_) secondaries_->Stop();
   if (pools_) pools_->Stop();
+  // Nothing republishes now (the reload path holds mu_).
+  serving_.store(false, std::memory_order_release);
+  huge_pages_.reset();
   if (notifier_) notifier_->Stop();
   if (sockets_) {
     sockets_->Stop();

@@ -16,6 +16,7 @@
 #include "absl/status/status.h"
 #include "absl/time/time.h"
 #include "config/config.h"
+#include "control/huge_pages.h"
 #include "control/journal.h"
 #include "control/pools.h"
 #include "control/query_tsig.h"
@@ -136,7 +137,9 @@ class Daemon : public dataplane::NotifySink {
   mutable std::mutex transfer_mu_;
   std::map<std::string, ZoneOut> zones_out_;  // by lower-case apex (wire)
   std::map<std::string, std::shared_ptr<const zone::Zone>> served_;  // what the snapshot holds
-  std::atomic<bool> serving_{false};  // the ports are answering
+  // The ports are answering; set after huge_pages_ is made, cleared before it goes.
+  std::atomic<bool> serving_{false};
+  std::unique_ptr<HugePageMover> huge_pages_;
   std::unique_ptr<TransferServer> transfer_server_;
   QueryTsig query_tsig_;
   std::unique_ptr<Notifier> notifier_;

@@ -136,10 +136,15 @@ void AddWorkers(const std::vector<std::pair<std::string, dataplane::WorkerCounte
       "tandem_worker_frames_total",
       "Poll-mode frames by worker and fate: to_kernel, from_kernel (exception path), malformed, "
       "not_for_us (another MAC), tx_dropped (not taken by the port or the kernel).");
+  MetricFamily waits = Counter(
+      "tandem_worker_udp_waits_total",
+      "Socket-mode UDP workers' waits of [server] udp_coalesce_us for more datagrams before a "
+      "receive, by worker.");
   for (const auto& [name, c] : workers) {
     AddSample(packets, c.rx_packets, {{"worker", name}, {"direction", "rx"}});
     AddSample(packets, c.tx_packets, {{"worker", name}, {"direction", "tx"}});
     AddSample(errors, c.rx_errors, {{"worker", name}});
+    if (name.rfind("udp", 0) == 0) AddSample(waits, c.udp_waits, {{"worker", name}});
     if (name.rfind("lcore", 0) != 0) continue;  // socket workers have no frames
     AddSample(frames, c.to_kernel, {{"worker", name}, {"fate", "to_kernel"}});
     AddSample(frames, c.from_kernel, {{"worker", name}, {"fate", "from_kernel"}});
@@ -149,6 +154,7 @@ void AddWorkers(const std::vector<std::pair<std::string, dataplane::WorkerCounte
   }
   out.push_back(std::move(packets));
   out.push_back(std::move(errors));
+  out.push_back(std::move(waits));
   out.push_back(std::move(frames));
 }
 

@@ -16,6 +16,7 @@ struct alignas(64) WorkerCounters {
   uint64_t rx_packets = 0;
   uint64_t tx_packets = 0;
   uint64_t rx_errors = 0;        // receive or send failures, malformed frames
+  uint64_t udp_waits = 0;        // socket mode: waits for more datagrams (udp_coalesce_us)
   // The poll-mode path.
   uint64_t to_kernel = 0;        // frames handed to the exception interface
   uint64_t from_kernel = 0;      // frames the kernel sent out through the port
@@ -37,6 +38,7 @@ struct alignas(64) WorkerCounters {
     rx_packets += c.rx_packets;
     tx_packets += c.tx_packets;
     rx_errors += c.rx_errors;
+    udp_waits += c.udp_waits;
     to_kernel += c.to_kernel;
     from_kernel += c.from_kernel;
     malformed += c.malformed;

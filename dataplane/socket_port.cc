@@ -8,6 +8,7 @@
 #include <netinet/tcp.h>
 #include <pthread.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -274,13 +275,12 @@ void UdpWorker::Run() {
   NameThread("tandem-udp");
   SnapshotPublisher& publisher = *ctx_.publisher;
   publisher.Online(reader_);
-  // A few datagrams at once: more are on their way, and waiting a moment for them spreads
-  // the cost of a wake-up and a receive over more of them. A lone query never waits, nor
-  // does a full burst.
-  constexpr int kCoalesceBelow = kBurst / 4;
-  int received = 0;
+  if (ctx_.coalesce_us > 0) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // wake on time, not 50 µs late
+  int received = 0, before = 0;
   while (!ctx_.stopping->load(std::memory_order_relaxed)) {
-    received = Receive(ctx_.coalesce_us > 0 && received >= 2 && received < kCoalesceBelow);
+    bool wait = ctx_.coalesce_us > 0 && WaitBeforeReceive(before, received);
+    before = received;
+    received = Receive(wait);
     if (received > 0) SendAll(AnswerBurst(received, publisher.Current()));
     publisher.Quiescent(reader_);
   }
@@ -298,6 +298,7 @@ int UdpWorker::Receive(bool coalesce) {
   if (coalesce) {
     timespec wait{0, static_cast<long>(ctx_.coalesce_us) * 1000};
     nanosleep(&wait, nullptr);
+    ++counters_.udp_waits;
   }
   int received = recvmmsg(ctx_.fd, rx_, kBurst, MSG_WAITFORONE, nullptr);
   ctx_.publisher->Online(reader_);

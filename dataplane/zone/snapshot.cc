@@ -7,7 +7,9 @@
 #include <bit>
 #include <cstdlib>
 #include <cstring>
+#include <fstream>
 #include <new>
+#include <string>
 
 #include "dataplane/dns/name.h"
 #include "dataplane/dns/wire.h"
@@ -86,6 +88,21 @@ int LabelOffsets(const uint8_t* name, size_t len, uint8_t* offsets) {
 
 }  // namespace
 
+bool HugePagesAllowed() {
+  static const bool allowed = [] {
+    std::ifstream f("/sys/kernel/mm/transparent_hugepage/enabled");
+    std::string mode;
+    return std::getline(f, mode) && mode.find("[never]") == std::string::npos;
+  }();
+  return allowed;
+}
+
+bool HugePagesOnRequest() {
+  // An empty range is accepted for any advice the kernel knows, refused for others.
+  static const bool supported = madvise(nullptr, 0, MADV_COLLAPSE) == 0;
+  return supported;
+}
+
 void* AllocateArray(size_t bytes) {
   if (bytes < kHugePage) {
     void* p = std::malloc(bytes ? bytes : 1);
@@ -95,8 +112,14 @@ void* AllocateArray(size_t bytes) {
   size_t rounded = (bytes + kHugePage - 1) & ~(kHugePage - 1);
   void* p = std::aligned_alloc(kHugePage, rounded);
   if (p == nullptr) throw std::bad_alloc();
-  // Small pages while it is written, whatever the system's default (a hint).
-  madvise(p, rounded, MADV_NOHUGEPAGE);
+  // Small pages while it is written, to be collapsed later; a kernel that cannot collapse
+  // on request gets huge pages from the first touch, as the only way to have them soon.
+  // Hints both: the array works the same on any page size.
+  if (HugePagesOnRequest() || !HugePagesAllowed()) {
+    madvise(p, rounded, MADV_NOHUGEPAGE);
+  } else {
+    madvise(p, bytes & ~(kHugePage - 1), MADV_HUGEPAGE);  // whole huge pages only
+  }
   return p;
 }
 
@@ -105,12 +128,12 @@ bool PreferHugePages(const void* p, size_t bytes) {
   // Only AllocateArray's large arrays start on a huge page boundary.
   auto start = reinterpret_cast<uintptr_t>(p);
   size_t whole = bytes & ~(kHugePage - 1);
-  if (whole == 0 || (start & (kHugePage - 1)) != 0) return false;
+  if (!HugePagesAllowed() || whole == 0 || (start & (kHugePage - 1)) != 0) return false;
   void* q = const_cast<void*>(p);
   // Marked first (which also lifts AllocateArray's MADV_NOHUGEPAGE), so that khugepaged
-  // collapses what MADV_COLLAPSE could not (or, before Linux 6.1, everything) later on.
+  // collapses later on what MADV_COLLAPSE could not.
   madvise(q, whole, MADV_HUGEPAGE);
-  return madvise(q, whole, MADV_COLLAPSE) == 0;
+  return HugePagesOnRequest() && madvise(q, whole, MADV_COLLAPSE) == 0;
 }
 
 void FreeArray(void* p) { std::free(p); }
@@ -153,10 +176,20 @@ Rdata Zone::First(const RRset& set) const {
 
 bool Zone::PreferHugePages() const {
   if (huge_pages_.exchange(true)) return false;
-  bool collapsed = zone::PreferHugePages(slots_.data(), slots_.capacity() * sizeof(Slot));
-  collapsed = zone::PreferHugePages(packed_.data(), packed_.capacity()) || collapsed;
-  zone::PreferHugePages(additional_.data(), additional_.capacity() * sizeof(uint32_t));
-  zone::PreferHugePages(order_.data(), order_.capacity() * sizeof(uint32_t));
+  // Every array (empty ones cost nothing): a zone too large to pack answers from the
+  // separate ones.
+  bool collapsed = false;
+  auto prefer = [&](const auto& a) {
+    collapsed = zone::PreferHugePages(a.data(), a.size() * sizeof(a[0])) || collapsed;
+  };
+  prefer(slots_);
+  prefer(packed_);
+  prefer(order_);
+  prefer(additional_);
+  prefer(nodes_);
+  prefer(rrsets_);
+  prefer(names_);
+  prefer(rdata_);
   return collapsed;
 }
 
@@ -298,7 +331,9 @@ void LookupName::Set(const uint8_t* wire, size_t wire_len) {
   SuffixHashes(data, offsets, labels, hashes);
 }
 
-void LookupName::Set(const uint8_t* wire, size_t wire_len, const uint8_t* label_offsets, int label_count) {
+void LookupName::Set(const uint8_t* wire, size_t wire_len, const uint8_t (&label_offsets)[dns::kMaxLabels + 1],
+                     int label_count) {
+  static_assert(sizeof(offsets) >= sizeof(label_offsets));
   len = static_cast<uint8_t>(wire_len);
   LowerInto(data, wire, wire_len);
   labels = static_cast<uint8_t>(label_count);

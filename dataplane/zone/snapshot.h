@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "dataplane/dns/wire.h"
+
 namespace tandem::zone {
 
 inline constexpr uint32_t kNone = 0xffffffff;
@@ -21,13 +23,21 @@ inline constexpr uint32_t kNone = 0xffffffff;
 // names touches a few random cache lines, and with 4 KiB pages each of them would also
 // miss the TLB. They are written on small pages (MADV_NOHUGEPAGE): on a virtual machine,
 // the first touch of a huge page can cost ten times that of its 512 small ones (up to
-// 0.2 s more to load a zone of a million names). Small arrays come from the ordinary heap.
+// 0.2 s more to load a zone of a million names). On a kernel that cannot collapse pages
+// on request (before Linux 6.1) they get huge pages as they are first touched instead.
+// Small arrays come from the ordinary heap.
 void* AllocateArray(size_t bytes);
 // Moves the whole huge pages of an AllocateArray array onto transparent huge pages now
-// (MADV_COLLAPSE, Linux 6.1 and later), copying them while readers go on reading; marks
-// them for the kernel's background collapsing too. A hint: returns whether the kernel
-// collapsed them, and the array works the same either way.
+// (MADV_COLLAPSE, Linux 6.1 and later), and marks them for the kernel's background
+// collapsing (MADV_HUGEPAGE). The kernel copies each 2 MiB in turn; a reader touching one
+// while it is being replaced waits for it (a page fault). Does nothing when the system
+// has transparent huge pages off ("never"). A hint: returns whether the kernel collapsed
+// them, and the array works the same either way.
 bool PreferHugePages(const void* p, size_t bytes);
+// Transparent huge pages are not off ("never") on this system.
+bool HugePagesAllowed();
+// The kernel collapses pages on request (MADV_COLLAPSE).
+bool HugePagesOnRequest();
 void FreeArray(void* p);
 
 template <typename T>
@@ -119,10 +129,11 @@ class Zone {
 
   size_t MemoryBytes() const;
 
-  // The index and the arena onto huge pages (zone::PreferHugePages), once the zone is
-  // served: a zone is built on small pages, which are faster to fault in. Only the first
-  // call does anything; returns whether the kernel collapsed the arrays then.
+  // The zone's arrays onto huge pages (zone::PreferHugePages), once the zone is served: a
+  // zone is built on small pages, which are faster to fault in. Only the first call does
+  // anything; returns whether the kernel collapsed any of the arrays then.
   bool PreferHugePages() const;
+  bool huge_pages_requested() const { return huge_pages_.load(std::memory_order_relaxed); }
 
   // Cache warming for burst lookups (QueryHandler::AnswerBurst): each step touches only
   // what the previous one brought in, so a burst overlaps its queries' memory latencies.
@@ -224,8 +235,9 @@ struct LookupName {
   // Fills from an uncompressed wire name (validated by the parser).
   void Set(const uint8_t* wire, size_t wire_len);
   // The same, with the name's label offsets already known (dns::Query::qname_offsets:
-  // `labels` of them, then the root's).
-  void Set(const uint8_t* wire, size_t wire_len, const uint8_t* label_offsets, int labels);
+  // `labels` of them, then the root's; the rest of the array is read but not used).
+  void Set(const uint8_t* wire, size_t wire_len, const uint8_t (&label_offsets)[dns::kMaxLabels + 1],
+           int labels);
 };
 
 }  // namespace tandem::zone

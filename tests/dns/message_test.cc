@@ -125,6 +125,17 @@ TEST(ParseQuery, QuestionNameAgreesWithParseName) {
   EXPECT_EQ(ParseQuery(seeds.back().data(), seeds.back().size(), &edge), QueryVerdict::kOk);
   EXPECT_EQ(ParseQuery(over.data(), over.size(), &edge), QueryVerdict::kFormErrHeader);
   seeds.push_back(over);
+  // The most labels a name can have (127, 255 octets), and one more.
+  std::string most = "a";
+  for (int i = 1; i < 127; ++i) most += ".a";
+  seeds.push_back(MakeQuery(most, 1));
+  EXPECT_EQ(ParseQuery(seeds.back().data(), seeds.back().size(), &edge), QueryVerdict::kOk);
+  EXPECT_EQ(edge.qname.labels, 127);
+  EXPECT_EQ(edge.qname_offsets[127], 254);  // the root
+  auto more = seeds.back();
+  more.insert(more.begin() + kHeaderSize, {1, 'a'});  // 128 labels, 257 octets
+  seeds.push_back(more);
+  EXPECT_EQ(ParseQuery(more.data(), more.size(), &edge), QueryVerdict::kFormErrHeader);
   for (int round = 0; round < 20000; ++round) {
     auto m = seeds[rng() % seeds.size()];
     int edits = static_cast<int>(rng() % 4);

@@ -208,6 +208,8 @@ TEST_F(DaemonMetricsTest, ScrapeShowsZoneSerialAndUdpQueries) {
   EXPECT_EQ(Sample(text, "tandem_responses_total{rcode=\"NXDOMAIN\"}"), 0) << text;
   EXPECT_EQ(Sample(text, "tandem_worker_packets_total{worker=\"udp0\",direction=\"rx\"}"), kQueries)
       << text;
+  // One query at a time: no receive of a few datagrams, no wait for more.
+  EXPECT_EQ(Sample(text, "tandem_worker_udp_waits_total{worker=\"udp0\"}"), 0) << text;
   EXPECT_EQ(Sample(text, "tandem_zones"), 1) << text;
   EXPECT_EQ(Sample(text, "tandem_zone_nodes{zone=\"example.com.\"}"), 3) << text;
   EXPECT_GT(Sample(text, "tandem_zone_memory_bytes{zone=\"example.com.\"}").value_or(0), 0) << text;

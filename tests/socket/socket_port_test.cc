@@ -17,6 +17,7 @@
 #include <cstring>
 #include <future>
 #include <memory>
+#include <cstdio>
 #include <optional>
 #include <set>
 #include <string>
@@ -278,8 +279,30 @@ TEST_F(SocketPortTest, SeveralUdpWorkersAllAnswer) {
   EXPECT_EQ(server_->Totals().rx_packets, uint64_t{kClients});
 }
 
-// With coalescing, a worker that received a few datagrams waits before its next receive:
-// streams of small bursts, and lone queries between them, are all answered.
+TEST(UdpCoalescing, WaitsOnlyAfterTwoReceivesOfAFewDatagrams) {
+  using socket_port_internal::WaitBeforeReceive;
+  for (int before = 0; before <= 32; ++before)
+    for (int last = 0; last <= 32; ++last)
+      EXPECT_EQ(WaitBeforeReceive(before, last), before >= 2 && before <= 7 && last >= 2 && last <= 7)
+          << before << " then " << last;
+}
+
+// Queries one at a time (each answered before the next) never make a worker wait.
+TEST_F(SocketPortTest, UdpCoalescingNeverDelaysQueriesOneAtATime) {
+  SocketPortOptions options;
+  options.listen = {"127.0.0.1:0"};
+  options.udp_coalesce_us = 1000;
+  Endpoint server = Start(options);
+  for (int i = 0; i < 20; ++i) {
+    Bytes query = Query(static_cast<uint16_t>(500 + i));
+    ExpectRefused(UdpExchange(server, query), query);
+  }
+  EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == 20; }));
+  EXPECT_EQ(server_->Totals().udp_waits, 0u);
+}
+
+// With coalescing, a worker that received a few datagrams twice waits before its next
+// receive: streams of small bursts, and lone queries between them, are all answered.
 TEST_F(SocketPortTest, UdpCoalescingAnswersEveryDatagram) {
   SocketPortOptions options;
   options.listen = {"127.0.0.1:0"};
@@ -305,6 +328,7 @@ TEST_F(SocketPortTest, UdpCoalescingAnswersEveryDatagram) {
   }
   EXPECT_TRUE(Eventually([&] { return server_->Totals().tx_packets == static_cast<uint64_t>(sent); }));
   EXPECT_EQ(server_->Totals().rx_packets, static_cast<uint64_t>(sent));
+  std::printf("%d queries, %lu waits\n", sent, static_cast<unsigned long>(server_->Totals().udp_waits));
 }
 
 TEST_F(SocketPortTest, SeveralListenAddresses) {

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "control/zone_file.h"
 #include "dataplane/dns/message.h"
 #include "dataplane/dns/name.h"
@@ -246,6 +247,12 @@ TEST(AnswerBurst, PreparedNamesHashAsTheZoneDoes) {
   odd += static_cast<char>(0xda);  // 'Z' | 0x80
   odd += "Z@[`{";
   names.push_back(odd + ".example");
+  // Label counts about the parser's offsets copy (15, 16 and 17 labels) and the most (127).
+  for (int labels : {15, 16, 17, 127}) {
+    std::string many;
+    for (int i = 0; i < labels; ++i) absl::StrAppend(&many, i ? "." : "", i % 2 ? "B" : "c");
+    names.push_back(many);
+  }
   for (const std::string& text : names) {
     auto wire = dns::NameFromText(text);
     ASSERT_TRUE(wire.ok()) << text;
