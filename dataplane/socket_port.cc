@@ -275,12 +275,19 @@ void UdpWorker::Run() {
   NameThread("tandem-udp");
   SnapshotPublisher& publisher = *ctx_.publisher;
   publisher.Online(reader_);
-  if (ctx_.coalesce_us > 0) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // wake on time, not 50 µs late
-  int received = 0, before = 0;
+  const bool coalesce = ctx_.coalesce_us > 0;
+  if (coalesce) prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);  // wake on time, not 50 µs late
+  int received = 0;
+  int64_t gap = kStreamGapNs, last_return = 0;  // when the last receive returned
   while (!ctx_.stopping->load(std::memory_order_relaxed)) {
-    bool wait = ctx_.coalesce_us > 0 && WaitBeforeReceive(before, received);
-    before = received;
-    received = Receive(wait);
+    received = Receive(coalesce && WaitBeforeReceive(received, gap));
+    if (coalesce) {  // the vDSO clock: no system call
+      timespec now;
+      clock_gettime(CLOCK_MONOTONIC, &now);
+      int64_t t = static_cast<int64_t>(now.tv_sec) * 1000000000 + now.tv_nsec;
+      gap = t - last_return;
+      last_return = t;
+    }
     if (received > 0) SendAll(AnswerBurst(received, publisher.Current()));
     publisher.Quiescent(reader_);
   }

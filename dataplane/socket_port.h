@@ -29,13 +29,14 @@ struct Listener;  // the sockets of one listen address
 class TcpLoop;    // the TCP event loop
 
 // Whether a UDP worker waits (SocketPortOptions::udp_coalesce_us) before its next
-// receive, given what the last two receives brought: a few datagrams each (2 to 7), a
-// steady stream, so more are on their way and waiting a moment for them spreads the cost
-// of a wake-up and a receive over more of them. After a lone datagram, none, or 8 and
-// more, the next receive is at once.
-constexpr bool WaitBeforeReceive(int before_last, int last) {
-  auto few = [](int n) { return n >= 2 && n < 8; };
-  return few(before_last) && few(last);
+// receive, given what the last receive brought and how long after the one before it
+// returned: a few datagrams (2 to 7) in a steady stream (a receive at least every
+// millisecond), so more are on their way and waiting a moment for them spreads the cost
+// of a wake-up and a receive over more of them. After a lone datagram, 8 and more, or a
+// quiet spell, the next receive is at once.
+inline constexpr int64_t kStreamGapNs = 1000000;
+constexpr bool WaitBeforeReceive(int last, int64_t gap_ns) {
+  return last >= 2 && last < 8 && gap_ns < kStreamGapNs;
 }
 }  // namespace socket_port_internal
 
@@ -46,8 +47,8 @@ struct SocketPortOptions {
   int tcp_max_connections = 1024;  // across all listeners
   bool udp = true;  // false: TCP only (dpdk mode answers UDP on the poll-mode path)
   RrlOptions rrl;   // UDP answers only; TCP is never limited
-  // How long a UDP worker waits before a receive when the two before brought a few
-  // datagrams each (socket_port_internal::WaitBeforeReceive). 0: never waits.
+  // How long a UDP worker waits before a receive after one that brought a few datagrams
+  // in a steady stream (socket_port_internal::WaitBeforeReceive). 0: never waits.
   uint32_t udp_coalesce_us = 0;
 };
 

@@ -279,15 +279,20 @@ TEST_F(SocketPortTest, SeveralUdpWorkersAllAnswer) {
   EXPECT_EQ(server_->Totals().rx_packets, uint64_t{kClients});
 }
 
-TEST(UdpCoalescing, WaitsOnlyAfterTwoReceivesOfAFewDatagrams) {
+TEST(UdpCoalescing, WaitsAfterAFewDatagramsInASteadyStream) {
+  using socket_port_internal::kStreamGapNs;
   using socket_port_internal::WaitBeforeReceive;
-  for (int before = 0; before <= 32; ++before)
-    for (int last = 0; last <= 32; ++last)
-      EXPECT_EQ(WaitBeforeReceive(before, last), before >= 2 && before <= 7 && last >= 2 && last <= 7)
-          << before << " then " << last;
+  for (int last = 0; last <= 32; ++last) {
+    bool few = last >= 2 && last <= 7;
+    EXPECT_EQ(WaitBeforeReceive(last, 0), few) << last;
+    EXPECT_EQ(WaitBeforeReceive(last, kStreamGapNs - 1), few) << last;
+    EXPECT_FALSE(WaitBeforeReceive(last, kStreamGapNs)) << last << ": after a quiet spell";
+    EXPECT_FALSE(WaitBeforeReceive(last, 100 * kStreamGapNs)) << last;
+  }
 }
 
-// Queries one at a time (each answered before the next) never make a worker wait.
+// Queries one at a time (each answered before the next, receives of one datagram each)
+// never make a worker wait.
 TEST_F(SocketPortTest, UdpCoalescingNeverDelaysQueriesOneAtATime) {
   SocketPortOptions options;
   options.listen = {"127.0.0.1:0"};
@@ -301,8 +306,8 @@ TEST_F(SocketPortTest, UdpCoalescingNeverDelaysQueriesOneAtATime) {
   EXPECT_EQ(server_->Totals().udp_waits, 0u);
 }
 
-// With coalescing, a worker that received a few datagrams twice waits before its next
-// receive: streams of small bursts, and lone queries between them, are all answered.
+// With coalescing, a worker that received a few datagrams in a stream waits before its
+// next receive: streams of small bursts, and lone queries between them, are all answered.
 TEST_F(SocketPortTest, UdpCoalescingAnswersEveryDatagram) {
   SocketPortOptions options;
   options.listen = {"127.0.0.1:0"};
