@@ -173,9 +173,12 @@ int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
   return -1;
 }
 
-bool MessageWriter::WriteSearchedName(const uint8_t* name, bool compress) {
+bool MessageWriter::WriteSearchedName(const uint8_t* name, bool compress, size_t* name_len) {
   if (compress && question_targets_pending_) AddQuestionTargets();
-  int labels = CountLabels(name);
+  int labels = 0;
+  size_t len = 0;  // zone data: validated when the zone was built
+  for (; name[len] != 0; len += 1u + name[len]) ++labels;
+  if (name_len != nullptr) *name_len = len + 1;
   const uint8_t* p = name;
   int written_labels = 0;
   size_t start = pos_;
@@ -212,9 +215,9 @@ bool MessageWriter::WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdl
     if (f == Field::kEnd || off >= rdlen) break;
     size_t n = 0;
     switch (f) {
-      case Field::kCompressibleName:
-        if (!WriteName(rdata + off, true)) return false;
-        off += WireNameLength(rdata + off, rdlen - off);
+      case Field::kCompressibleName:  // never in the message: no question suffix to point at
+        if (!WriteSearchedName(rdata + off, true, &n)) return false;
+        off += n;
         continue;
       case Field::kName: n = WireNameLength(rdata + off, rdlen - off); break;
       case Field::kFixed1: n = 1; break;

@@ -92,7 +92,9 @@ class MessageWriter {
   int FindSuffix(const uint8_t* suffix, int labels) const;
   void AddTargets(size_t start, const uint8_t* name, int labels, int count);
   void AddQuestionTargets();
-  bool WriteSearchedName(const uint8_t* name, bool compress);
+  // Sets *name_len (if given) to the name's length in octets: a compressible name in RDATA
+  // is then walked once.
+  bool WriteSearchedName(const uint8_t* name, bool compress, size_t* name_len = nullptr);
   bool WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdlen);
 
   uint8_t* buf_;
