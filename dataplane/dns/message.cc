@@ -173,38 +173,35 @@ int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
   return -1;
 }
 
-bool MessageWriter::WriteSearchedName(const uint8_t* name, bool compress, size_t* name_len) {
-  if (compress && question_targets_pending_) AddQuestionTargets();
+bool MessageWriter::WriteSearchedName(const uint8_t* name, size_t* name_len) {
+  if (question_targets_pending_) AddQuestionTargets();
   int labels = 0;
-  size_t len = 0;  // zone data: validated when the zone was built
+  size_t len = 0;  // zone data and questions: validated when built or parsed
   for (; name[len] != 0; len += 1u + name[len]) ++labels;
   if (name_len != nullptr) *name_len = len + 1;
   const uint8_t* p = name;
   int written_labels = 0;
   size_t start = pos_;
-  if (compress) {
-    while (*p) {
-      int found = FindSuffix(p, labels - written_labels);
-      if (found >= 0) {
-        size_t prefix = static_cast<size_t>(p - name);
-        if (!Reserve(prefix + 2)) return false;
-        std::memcpy(buf_ + pos_, name, prefix);
-        buf_[pos_ + prefix] = static_cast<uint8_t>(0xc0 | (found >> 8));
-        buf_[pos_ + prefix + 1] = static_cast<uint8_t>(found);
-        pos_ += prefix + 2;
-        AddTargets(start, buf_ + start, labels, written_labels);
-        return true;
-      }
-      p += 1 + *p;
-      ++written_labels;
+  while (*p) {
+    int found = FindSuffix(p, labels - written_labels);
+    if (found >= 0) {
+      size_t prefix = static_cast<size_t>(p - name);
+      if (!Reserve(prefix + 2)) return false;
+      std::memcpy(buf_ + pos_, name, prefix);
+      buf_[pos_ + prefix] = static_cast<uint8_t>(0xc0 | (found >> 8));
+      buf_[pos_ + prefix + 1] = static_cast<uint8_t>(found);
+      pos_ += prefix + 2;
+      AddTargets(start, buf_ + start, labels, written_labels);
+      return true;
     }
+    p += 1 + *p;
+    ++written_labels;
   }
-  size_t n = static_cast<size_t>(p - name) + (compress ? 1 : 0);
-  if (!compress) n = WireNameLength(name, kMaxNameLength);
+  const size_t n = len + 1;  // no suffix found: the whole name
   if (!Reserve(n)) return false;
   std::memcpy(buf_ + pos_, name, n);
   pos_ += n;
-  if (compress) AddTargets(start, buf_ + start, labels, labels);
+  AddTargets(start, buf_ + start, labels, labels);
   return true;
 }
 
@@ -216,7 +213,7 @@ bool MessageWriter::WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdl
     size_t n = 0;
     switch (f) {
       case Field::kCompressibleName:  // never in the message: no question suffix to point at
-        if (!WriteSearchedName(rdata + off, true, &n)) return false;
+        if (!WriteSearchedName(rdata + off, &n)) return false;
         off += n;
         continue;
       case Field::kName: n = WireNameLength(rdata + off, rdlen - off); break;
@@ -246,7 +243,7 @@ bool MessageWriter::WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdl
 bool MessageWriter::WriteRecord(const uint8_t* owner, uint16_t type, uint32_t ttl,
                                 const uint8_t* rdata, uint16_t rdlen) {
   size_t start = pos_;
-  if (!WriteName(owner, true) || !Reserve(10)) {
+  if (!WriteName(owner) || !Reserve(10)) {
     Rollback(start);
     return false;
   }

@@ -64,10 +64,11 @@ class MessageWriter {
   // from the compression table).
   void Rollback(size_t size);
 
-  bool WriteName(const uint8_t* name, bool compress) {
+  // Writes a name, compressed against the question and the names written before.
+  bool WriteName(const uint8_t* name) {
     // The question name or a suffix of it: the search would stop at that target, the
     // first of its length. (The root name is written whole: it is shorter than a pointer.)
-    if (compress && name >= question_name() && name < buf_ + qname_root_) {
+    if (name >= question_name() && name < buf_ + qname_root_) {
       if (!Reserve(2)) return false;
       const size_t at = static_cast<size_t>(name - buf_);
       buf_[pos_] = static_cast<uint8_t>(0xc0 | at >> 8);
@@ -75,7 +76,7 @@ class MessageWriter {
       pos_ += 2;
       return true;
     }
-    return WriteSearchedName(name, compress);
+    return WriteSearchedName(name);
   }
   // One record: owner (compressed), type, class IN, TTL, RDATA in uncompressed wire form;
   // names in the RDATA are compressed where the type allows it.
@@ -94,7 +95,7 @@ class MessageWriter {
   void AddQuestionTargets();
   // Sets *name_len (if given) to the name's length in octets: a compressible name in RDATA
   // is then walked once.
-  bool WriteSearchedName(const uint8_t* name, bool compress, size_t* name_len = nullptr);
+  bool WriteSearchedName(const uint8_t* name, size_t* name_len = nullptr);
   bool WriteRdata(uint16_t type, const uint8_t* rdata, uint16_t rdlen);
 
   uint8_t* buf_;

@@ -180,7 +180,7 @@ TEST(MessageWriter, CompressesAgainstQuestionAndEarlierNames) {
   ASSERT_TRUE(w.WriteRecord(reinterpret_cast<const uint8_t*>(owner.data()), 1, 60, a, 4));
   EXPECT_EQ(w.size(), 33u + 2 + 10 + 4);  // owner is one pointer
   size_t before = w.size();
-  ASSERT_TRUE(w.WriteName(reinterpret_cast<const uint8_t*>(mail.data()), true));
+  ASSERT_TRUE(w.WriteName(reinterpret_cast<const uint8_t*>(mail.data())));
   EXPECT_EQ(w.size(), before + 5 + 2);  // "mail" then a pointer to example.com
   testing::Decoded d = testing::Decode(m.data(), 0);
   (void)d;
@@ -222,8 +222,8 @@ TEST(MessageWriter, QuestionOwnerIsAPointerIntoTheQuestion) {
       uint8_t a[4] = {192, 0, 2, 1};
       ASSERT_TRUE(wf.WriteRecord(wf.question_name() + (at - 12), 1, 60, a, 4));
       ASSERT_TRUE(ws.WriteRecord(U8(lower), 1, 60, a, 4));
-      ASSERT_TRUE(wf.WriteName(U8(mail), true));
-      ASSERT_TRUE(ws.WriteName(U8(mail), true));
+      ASSERT_TRUE(wf.WriteName(U8(mail)));
+      ASSERT_TRUE(ws.WriteName(U8(mail)));
       EXPECT_EQ(Written(fast, wf), Written(searched, ws)) << qname << " suffix " << suffix;
       if (suffix < probe.labels) {
         EXPECT_EQ(Written(fast, wf)[0], 0xc0 | (at >> 8)) << qname << " suffix " << suffix;
@@ -241,7 +241,7 @@ TEST(MessageWriter, RootQuestionOwnerIsWrittenWhole) {
   ASSERT_EQ(q.labels, 0);
   MessageWriter w(q.msg.data(), q.msg.size());
   w.StartAfterQuestion(q.end, q.labels);
-  ASSERT_TRUE(w.WriteName(w.question_name(), true));
+  ASSERT_TRUE(w.WriteName(w.question_name()));
   EXPECT_EQ(Written(q, w), std::vector<uint8_t>{0});
 }
 
@@ -251,19 +251,19 @@ TEST(MessageWriter, NamesWithACommonSuffixAfterAQuestionOwner) {
   Question q = MakeQuestion("Www.Example.com");
   MessageWriter w(q.msg.data(), q.msg.size());
   w.StartAfterQuestion(q.end, q.labels);
-  ASSERT_TRUE(w.WriteName(w.question_name(), true));
+  ASSERT_TRUE(w.WriteName(w.question_name()));
   size_t at = w.size();
-  ASSERT_TRUE(w.WriteName(U8(*NameFromText("mail.example.com")), true));
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("mail.example.com"))));
   // example.com in the question
   EXPECT_EQ(Octets(q, at, w.size()), (std::vector<uint8_t>{4, 'm', 'a', 'i', 'l', 0xc0, 16}));
   size_t second = w.size();
-  ASSERT_TRUE(w.WriteName(U8(*NameFromText("a.MAIL.example.com")), true));
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("a.MAIL.example.com"))));
   // the mail name above
   EXPECT_EQ(Octets(q, second, w.size()), (std::vector<uint8_t>{1, 'a', 0xc0, static_cast<uint8_t>(at)}));
   size_t third = w.size();
-  ASSERT_TRUE(w.WriteName(U8(*NameFromText("www.example.com")), true));  // equal, other case
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("www.example.com"))));  // equal, other case
   EXPECT_EQ(Octets(q, third, w.size()), (std::vector<uint8_t>{0xc0, 12}));
-  ASSERT_TRUE(w.WriteName(U8(*NameFromText("other.test")), true));  // nothing in common
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("other.test"))));  // nothing in common
   EXPECT_EQ(w.size(), third + 2 + 12);
 }
 
@@ -273,7 +273,7 @@ TEST(MessageWriter, RollbackAfterAQuestionOwner) {
   Question q = MakeQuestion("www.example.com");
   MessageWriter full(q.msg.data(), q.end + 1);
   full.StartAfterQuestion(q.end, q.labels);
-  EXPECT_FALSE(full.WriteName(full.question_name(), true));
+  EXPECT_FALSE(full.WriteName(full.question_name()));
   EXPECT_EQ(full.size(), q.end);
   uint8_t a[4] = {192, 0, 2, 1};
   MessageWriter tight(q.msg.data(), q.end + 2 + 10 + 3);
@@ -287,12 +287,12 @@ TEST(MessageWriter, RollbackAfterAQuestionOwner) {
   MessageWriter w(q.msg.data(), q.msg.size());
   w.StartAfterQuestion(q.end, q.labels);
   ASSERT_TRUE(w.WriteRecord(w.question_name(), 1, 60, a, 4));
-  ASSERT_TRUE(w.WriteName(U8(*NameFromText("ns.example.com")), true));
+  ASSERT_TRUE(w.WriteName(U8(*NameFromText("ns.example.com"))));
   w.Rollback(q.end);
   for (MessageWriter* x : {&w, &wf}) {
-    ASSERT_TRUE(x->WriteName(U8(*NameFromText("mx.example.com")), true));
+    ASSERT_TRUE(x->WriteName(U8(*NameFromText("mx.example.com"))));
     ASSERT_TRUE(x->WriteRecord(x->question_name(), 1, 60, a, 4));
-    ASSERT_TRUE(x->WriteName(U8(*NameFromText("a.mx.example.com")), true));
+    ASSERT_TRUE(x->WriteName(U8(*NameFromText("a.mx.example.com"))));
   }
   EXPECT_EQ(Written(q, w), Written(fresh, wf));
   EXPECT_EQ(Written(q, w), (std::vector<uint8_t>{2, 'm', 'x', 0xc0, 16, 0xc0, 12, 0, 1, 0, 1, 0, 0, 0, 60, 0, 4,
