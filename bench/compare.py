@@ -167,6 +167,38 @@ def socket_section(args, tmp, zone_file, query_file):
             "procs": args.dnsperf_procs, "notes": list(notes.values())}
 
 
+def veth_rx_dropped(bed):
+    """The server-side veth's receive drops: frames its XDP program could not hand to the
+    server's AF_XDP socket (its receive ring full, or no buffer in its fill ring)."""
+    out = netns.sh("cat", "/sys/class/net/%s/statistics/rx_dropped" % bed.server_if,
+                   ns=bed.server_ns, check=False).stdout.strip()
+    return int(out) if out.isdigit() else 0
+
+
+def tandem_counters(tandemd, workdir):
+    """tandemd's own counters at the end of a run (tandemctl stats over its control socket,
+    bench/peers.py): its port's and its worker's; {} when they cannot be read."""
+    ctl = os.path.join(os.path.dirname(os.path.abspath(tandemd)), "tandemctl")
+    try:
+        p = subprocess.run([ctl, "--socket", os.path.join(workdir, "control.sock"), "--json", "stats"],
+                           capture_output=True, text=True, timeout=10)
+        doc = json.loads(p.stdout) if p.returncode == 0 else {}
+    except (OSError, ValueError, subprocess.TimeoutExpired):
+        return {}
+    ports = doc.get("ports", [])
+    lcores = [w["counters"] for w in doc.get("workers", []) if w["name"].startswith("lcore")]
+    if not ports:
+        return {}
+
+    def lcore_sum(key):
+        return sum(c.get(key, 0) for c in lcores)
+
+    return {"port_rx": sum(x.get("rx_packets", 0) for x in ports),
+            "port_missed": sum(x.get("rx_missed", 0) for x in ports),
+            "worker_rx": lcore_sum("rx_packets"), "worker_tx": lcore_sum("tx_packets"),
+            "worker_tx_dropped": lcore_sum("tx_dropped")}
+
+
 def xdp_section(args, tmp, zone_file, query_file):
     if os.geteuid() != 0:
         return {"skipped": "needs root (network namespaces, XDP)"}
@@ -207,7 +239,12 @@ def xdp_section(args, tmp, zone_file, query_file):
                 if kind == "knot-xdp":     # tandem's main lcore is on the other CPU by design
                     check_pinning(srv, args.server_cpu, notes)
                 out = os.path.join(tmp, "kxdpgun-%s-%d.out" % (kind, rnd))
-                return measured(srv, lambda: gen.run(netns.SERVER_V4, out))
+                dropped0 = veth_rx_dropped(bed)
+                r = measured(srv, lambda: gen.run(netns.SERVER_V4, out))
+                r["veth_dropped"] = veth_rx_dropped(bed) - dropped0
+                if kind == "tandem-xdp":
+                    r["tandem_counters"] = tandem_counters(args.tandemd, srv.workdir)
+                return r
             finally:
                 srv.stop()
 
@@ -223,6 +260,14 @@ def xdp_section(args, tmp, zone_file, query_file):
                        pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
                        pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
                        r["loadavg"]))
+                log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
+                    % (what, r["veth_dropped"]))
+                if r.get("tandem_counters"):
+                    c = r["tandem_counters"]
+                    log("%s of %d queries sent: port received %d, missed %d; worker received %d, "
+                        "sent %d, could not send %d" % (what, r["sent"], c["port_rx"],
+                                                        c["port_missed"], c["worker_rx"],
+                                                        c["worker_tx"], c["worker_tx_dropped"]))
     return {"runs": runs, "kxdpgun": " ".join(gen.argv(netns.SERVER_V4)),
             "notes": list(notes.values())}
 

@@ -415,6 +415,9 @@ eal_args = [{", ".join('"%s"' % a for a in eal)}]
 address = ["{server_addr}/24"]
 exception_iface = "{bed.exception_if}"
 
+[control]
+socket = "{d}/control.sock"
+
 [[zone]]
 name = "{ZONE}"
 file = "{zone_file}"

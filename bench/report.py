@@ -153,6 +153,35 @@ def _socket(doc, sec):
     return lines + [""]
 
 
+def _losses(runs):
+    """Where the queries a server did not answer were lost, per round: at the server-side
+    veth (its AF_XDP socket's ring full), and for tandem by its own counters."""
+    lines = []
+    for kind, rs in runs.items():
+        parts = []
+        for r in rs:
+            if not r.get("sent") or "veth_dropped" not in r:
+                continue
+            text = ("round %d: %s of %s unanswered, %s dropped at the veth"
+                    % (r.get("round", 0) + 1, _n(max(0, r["sent"] - r.get("replies", 0))),
+                       _n(r["sent"]), _n(r["veth_dropped"])))
+            c = r.get("tandem_counters")
+            if c:
+                text += (" (port received %s, missed %s; worker answered %s, could not send %s)"
+                         % (_n(c["port_rx"]), _n(c["port_missed"]), _n(c["worker_tx"]),
+                            _n(c["worker_tx_dropped"])))
+            parts.append(text)
+        if parts:
+            lines.append("%s: %s." % (peers.LABELS[kind], "; ".join(parts)))
+    if not lines:
+        return []
+    return (["Unanswered queries, by where they were lost. The veth drops a query when its XDP "
+             "program cannot hand it to the server's AF_XDP socket (the socket's receive ring "
+             "is full: the server's core was busy elsewhere); tandem's counters come from "
+             "`tandemctl stats` and include a few frames besides the load:", ""]
+            + ["- " + x for x in lines] + [""])
+
+
 def _xdp(doc, sec):
     lines = ["## Kernel bypass: XDP on a veth, one worker each", ""]
     if sec.get("skipped"):
@@ -179,6 +208,7 @@ def _xdp(doc, sec):
                         _pct(m["gen_cpu_share"]), _pct(m["gen_wait_share"]),
                         _spread([r["replies_pps"] for r in rs])))
     lines += [""] + _cores(runs) + _disturbed(doc, runs) + sec.get("notes", [])
+    lines += _losses(runs)
     full = [peers.LABELS[k] for k, m in med.items() if m["answered"] >= 0.99]
     if full:
         lines.append("%s answered (nearly) everything kxdpgun sent: the load generator was the "

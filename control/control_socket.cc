@@ -826,10 +826,21 @@ json::Value ControlServer::Stats() {
   for (const auto& [name, counters] : s.per_worker)
     workers.Push(
         Value::Object().Set("name", Value::String(name)).Set("counters", Counters(counters)));
+  Value ports = Value::Array();
+  for (const dataplane::PortCounters& p : s.ports)
+    ports.Push(Value::Object()
+                   .Set("name", Value::String(p.name))
+                   .Set("rx_packets", Value::Number(p.rx_packets))
+                   .Set("tx_packets", Value::Number(p.tx_packets))
+                   .Set("rx_missed", Value::Number(p.rx_missed))
+                   .Set("rx_errors", Value::Number(p.rx_errors))
+                   .Set("rx_no_mbuf", Value::Number(p.rx_no_mbuf))
+                   .Set("tx_errors", Value::Number(p.tx_errors)));
   return Ok()
       .Set("queries_per_second", Value::Number(QueriesPerSecond()))
       .Set("total", Counters(s.totals))
-      .Set("workers", std::move(workers));
+      .Set("workers", std::move(workers))
+      .Set("ports", std::move(ports));
 }
 
 json::Value ControlServer::Reload() {

@@ -480,6 +480,7 @@ DaemonStatus Daemon::Status() const {
       s.totals += each[i];
       s.per_worker.emplace_back(absl::StrCat("lcore", i), each[i]);
     }
+    s.ports = dpdk_->PortStats();
   }
   if (sockets_) {
     s.totals += sockets_->Totals();

@@ -66,6 +66,8 @@ struct DaemonStatus {
   dataplane::WorkerCounters totals;
   // Per thread: UDP workers ("udp0", "udp1", ... over the listen addresses), then "tcp".
   std::vector<std::pair<std::string, dataplane::WorkerCounters>> per_worker;
+  // dpdk mode: each port's own counters (dataplane::DpdkServer::PortStats).
+  std::vector<dataplane::PortCounters> ports;
 };
 
 class Daemon : public dataplane::NotifySink {

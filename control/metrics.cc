@@ -158,6 +158,33 @@ void AddWorkers(const std::vector<std::pair<std::string, dataplane::WorkerCounte
   out.push_back(std::move(frames));
 }
 
+// ---- per DPDK port ----
+
+void AddPorts(const std::vector<dataplane::PortCounters>& ports, Families& out) {
+  if (ports.empty()) return;
+  MetricFamily packets =
+      Counter("tandem_port_packets_total",
+              "Frames received (rx) and sent (tx) by each DPDK port, as its driver counts them.");
+  MetricFamily dropped = Counter(
+      "tandem_port_dropped_total",
+      "Frames a DPDK port dropped on receive, by reason: missed (its receive ring was full: "
+      "the worker did not keep up; net_af_xdp includes the kernel's drops into its socket), "
+      "no_mbuf (no buffer to receive into).");
+  MetricFamily errors =
+      Counter("tandem_port_errors_total", "Receive (rx) and transmit (tx) errors of each DPDK port.");
+  for (const dataplane::PortCounters& p : ports) {
+    AddSample(packets, p.rx_packets, {{"port", p.name}, {"direction", "rx"}});
+    AddSample(packets, p.tx_packets, {{"port", p.name}, {"direction", "tx"}});
+    AddSample(dropped, p.rx_missed, {{"port", p.name}, {"reason", "missed"}});
+    AddSample(dropped, p.rx_no_mbuf, {{"port", p.name}, {"reason", "no_mbuf"}});
+    AddSample(errors, p.rx_errors, {{"port", p.name}, {"direction", "rx"}});
+    AddSample(errors, p.tx_errors, {{"port", p.name}, {"direction", "tx"}});
+  }
+  out.push_back(std::move(packets));
+  out.push_back(std::move(dropped));
+  out.push_back(std::move(errors));
+}
+
 // ---- zones: the snapshot being served ----
 
 void AddZones(const std::vector<ZoneStatus>& zones, Families& out) {
@@ -272,6 +299,7 @@ Families CollectFamilies(const DaemonStatus& status, const std::vector<ZoneStatu
   Families out;
   AddTraffic(status.totals, out);
   AddWorkers(status.per_worker, out);
+  AddPorts(status.ports, out);
   AddZones(zones, out);
   AddPulled(pulled, out);
   AddPools(pools, status.totals, out);

@@ -303,6 +303,20 @@ void PrintStats(const Value& r) {
   }
   std::printf("queries/s  %s\n\n", Rate(r.Find("queries_per_second")).c_str());
   PrintTable(rows);
+  // dpdk mode: the ports' own counters, one row per port.
+  const Value* ports = r.Find("ports");
+  if (ports == nullptr || !ports->is_array() || ports->items.empty()) return;
+  static const char* const kPortColumns[] = {"rx_packets", "tx_packets", "rx_missed",
+                                             "rx_errors",  "rx_no_mbuf", "tx_errors"};
+  std::vector<std::vector<std::string>> port_rows = {{"PORT"}};
+  for (const char* c : kPortColumns) port_rows[0].push_back(c);
+  for (const Value& p : ports->items) {
+    std::vector<std::string> row = {Text(p.Find("name"))};
+    for (const char* c : kPortColumns) row.push_back(absl::StrCat(Count(p.Find(c))));
+    port_rows.push_back(std::move(row));
+  }
+  std::printf("\n");
+  PrintTable(port_rows);
 }
 
 // For responses without a dedicated layout: a message, or key/value rows.

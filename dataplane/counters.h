@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <string>
 
 namespace tandem::dataplane {
 
@@ -50,6 +51,20 @@ struct alignas(64) WorkerCounters {
     for (int i = 0; i < 256; ++i) member_answers[i] += c.member_answers[i];
     return *this;
   }
+};
+
+// A port's own counters (rte_eth_stats): what the device or its driver saw, before and
+// after the workers. rx_missed counts frames the port dropped because its receive ring
+// was full (the workers were too slow or not polling); for net_af_xdp it includes the
+// kernel's drops into the AF_XDP socket.
+struct PortCounters {
+  std::string name;
+  uint64_t rx_packets = 0;
+  uint64_t tx_packets = 0;
+  uint64_t rx_missed = 0;   // imissed
+  uint64_t rx_errors = 0;   // ierrors
+  uint64_t rx_no_mbuf = 0;  // rx_nombuf: no buffer to receive into
+  uint64_t tx_errors = 0;   // oerrors
 };
 
 }  // namespace tandem::dataplane

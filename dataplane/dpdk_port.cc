@@ -389,4 +389,15 @@ std::vector<WorkerCounters> DpdkServer::PerWorker() const {
   return out;
 }
 
+std::vector<PortCounters> DpdkServer::PortStats() const {
+  std::vector<PortCounters> out;
+  if (!running_) return out;
+  for (const PortInfo& p : ports_) {
+    rte_eth_stats st;
+    if (rte_eth_stats_get(p.port_id, &st) != 0) continue;
+    out.push_back({p.name, st.ipackets, st.opackets, st.imissed, st.ierrors, st.rx_nombuf, st.oerrors});
+  }
+  return out;
+}
+
 }  // namespace tandem::dataplane

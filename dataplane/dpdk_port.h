@@ -59,6 +59,9 @@ class DpdkServer {
 
   WorkerCounters Totals() const;
   std::vector<WorkerCounters> PerWorker() const;
+  // The counters of every port the workers poll (not the exception interface), read from
+  // the drivers on the calling thread; empty once stopped.
+  std::vector<PortCounters> PortStats() const;
   const std::vector<PortInfo>& ports() const { return ports_; }
 
   struct Lcore;  // one worker's context (dpdk_port.cc)

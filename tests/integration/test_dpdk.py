@@ -220,12 +220,26 @@ def run_once(args, vdev_kind, log):
                   failures, log)
             stats = subprocess.run([args.tandemctl, "--socket", os.path.join(tmp, "control.sock"),
                                     "--json", "stats"], capture_output=True, text=True, timeout=10)
-            total = json.loads(stats.stdout).get("total", {}) if stats.returncode == 0 else {}
+            reply = json.loads(stats.stdout) if stats.returncode == 0 else {}
+            total = reply.get("total", {})
             # Each of the 1000 malformed and 200 foreign frames is counted; a few may be lost
             # in the veth's receive ring on a loaded machine before tandem sees them.
             check(total.get("malformed", 0) >= 900 and total.get("not_for_us", 0) >= 180,
                   "malformed frames counted (malformed %s, not_for_us %s)"
                   % (total.get("malformed"), total.get("not_for_us")), failures, log)
+            # The port's own counters: every frame the worker lcore took came through the
+            # port, and every answer it sent went out through it (with the kernel's frames).
+            ports = reply.get("ports", [])
+            port = ports[0] if len(ports) == 1 else {}
+            lcores = [w["counters"] for w in reply.get("workers", []) if w["name"].startswith("lcore")]
+            lc_rx = sum(c.get("rx_packets", 0) for c in lcores)
+            lc_tx = sum(c.get("tx_packets", 0) + c.get("from_kernel", 0) for c in lcores)
+            check(port.get("name", "").startswith("net_af_") and
+                  port.get("rx_packets", 0) >= lc_rx > 1000 and
+                  port.get("tx_packets", 0) >= lc_tx > 100 and
+                  all(k in port for k in ("rx_missed", "rx_errors", "rx_no_mbuf", "tx_errors")),
+                  "tandemctl stats reports the port's counters (%s; worker lcores rx %d, tx %d)"
+                  % (ports, lc_rx, lc_tx), failures, log)
 
             # Malformed and unusual DNS messages on the poll-mode path, against Knot DNS and
             # NSD serving test_malformed's zone with the same identity settings. The zone is

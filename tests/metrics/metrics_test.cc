@@ -293,6 +293,36 @@ TEST(RenderMetricsTest, RcodesByNameOrNumberAndWorkersByName) {
   EXPECT_EQ(Sample(text, "tandem_snapshot_published_timestamp_seconds"), 0) << "never published";
 }
 
+TEST(RenderMetricsTest, DpdkPortsByNameOnlyWhenThereArePorts) {
+  DaemonStatus s;
+  s.mode = "socket";
+  std::string text = "\n" + RenderMetrics(s, {});
+  EXPECT_EQ(text.find("tandem_port_"), std::string::npos) << "socket mode has no ports: " << text;
+
+  dataplane::PortCounters a;
+  a.name = "net_af_xdp0";
+  a.rx_packets = 100;
+  a.tx_packets = 98;
+  a.rx_missed = 5;
+  a.rx_no_mbuf = 1;
+  a.rx_errors = 2;
+  a.tx_errors = 3;
+  dataplane::PortCounters b;
+  b.name = "net_memif0";
+  b.rx_packets = 7;
+  s.mode = "dpdk";
+  s.ports = {a, b};
+  text = "\n" + RenderMetrics(s, {});
+  EXPECT_EQ(Sample(text, "tandem_port_packets_total{port=\"net_af_xdp0\",direction=\"rx\"}"), 100) << text;
+  EXPECT_EQ(Sample(text, "tandem_port_packets_total{port=\"net_af_xdp0\",direction=\"tx\"}"), 98);
+  EXPECT_EQ(Sample(text, "tandem_port_dropped_total{port=\"net_af_xdp0\",reason=\"missed\"}"), 5);
+  EXPECT_EQ(Sample(text, "tandem_port_dropped_total{port=\"net_af_xdp0\",reason=\"no_mbuf\"}"), 1);
+  EXPECT_EQ(Sample(text, "tandem_port_errors_total{port=\"net_af_xdp0\",direction=\"rx\"}"), 2);
+  EXPECT_EQ(Sample(text, "tandem_port_errors_total{port=\"net_af_xdp0\",direction=\"tx\"}"), 3);
+  EXPECT_EQ(Sample(text, "tandem_port_packets_total{port=\"net_memif0\",direction=\"rx\"}"), 7);
+  EXPECT_EQ(Sample(text, "tandem_port_dropped_total{port=\"net_memif0\",reason=\"missed\"}"), 0);
+}
+
 TEST(RenderMetricsTest, ZonesKeepTheirTrailingDotAndFullSerial) {
   ZoneStatus z;
   z.name = "example.org.";
