@@ -174,6 +174,37 @@ TEST_F(Frames, BadChecksumsAndLengthsAreCounted) {
   EXPECT_EQ(counters.malformed, 4u);
 }
 
+// Datagrams of every length modulo eight, both families: the reply's checksums hold, and
+// a query with any one byte of its datagram changed is dropped (the sum's tail handling).
+TEST_F(Frames, ChecksumsHoldAtEveryLength) {
+  for (bool v6 : {false, true}) {
+    for (size_t label = 1; label <= 17; ++label) {
+      std::string name = std::string(label, 'a') + ".example.com";
+      auto q = Frame(v6, testing::MakeQuery(name, 1));
+      size_t ip = 14, udp = v6 ? 54 : 34;
+      for (size_t at = udp; at < q.size(); ++at) {
+        if (at == udp + 6 || at == udp + 7) continue;  // the checksum itself: 0 means none over IPv4
+        auto bad = q;
+        bad[at] ^= 0x10;
+        FrameVerdict v = Run(bad).verdict;
+        if (at < udp + 8) {  // ports and length: another port goes to the kernel
+          EXPECT_NE(v, FrameVerdict::kTransmit) << name << " v6 " << v6 << " byte " << at;
+        } else {
+          EXPECT_EQ(v, FrameVerdict::kDrop) << name << " v6 " << v6 << " byte " << at;
+        }
+      }
+      auto f = q;
+      ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit) << name;
+      uint16_t udp_len = dns::Get16(&f[udp + 4]);
+      ASSERT_EQ(udp_len, f.size() - udp);
+      EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len)), 0xffff) << name << " v6 " << v6;
+      if (!v6) {
+        EXPECT_EQ(Checksum(&f[ip], 20), 0xffff) << name;
+      }
+    }
+  }
+}
+
 TEST_F(Frames, OffloadedChecksumsAreTrusted) {
   auto f = Frame(false, testing::MakeQuery("www.example.com", 1));
   f[41] ^= 0xff;  // a wrong UDP checksum the NIC reported good is not re-checked
