@@ -172,7 +172,7 @@ def veth_rx_dropped(bed):
     server's AF_XDP socket (its receive ring full, or no buffer in its fill ring)."""
     out = netns.sh("cat", "/sys/class/net/%s/statistics/rx_dropped" % bed.server_if,
                    ns=bed.server_ns, check=False).stdout.strip()
-    return int(out) if out.isdigit() else 0
+    return int(out) if out.isdigit() else None
 
 
 def tandem_counters(tandemd, workdir):
@@ -183,7 +183,8 @@ def tandem_counters(tandemd, workdir):
         p = subprocess.run([ctl, "--socket", os.path.join(workdir, "control.sock"), "--json", "stats"],
                            capture_output=True, text=True, timeout=10)
         doc = json.loads(p.stdout) if p.returncode == 0 else {}
-    except (OSError, ValueError, subprocess.TimeoutExpired):
+    except (OSError, ValueError, subprocess.TimeoutExpired) as e:
+        log("tandemd's counters not read (%s): %s" % (ctl, e))
         return {}
     ports = doc.get("ports", [])
     lcores = [w["counters"] for w in doc.get("workers", []) if w["name"].startswith("lcore")]
@@ -241,7 +242,9 @@ def xdp_section(args, tmp, zone_file, query_file):
                 out = os.path.join(tmp, "kxdpgun-%s-%d.out" % (kind, rnd))
                 dropped0 = veth_rx_dropped(bed)
                 r = measured(srv, lambda: gen.run(netns.SERVER_V4, out))
-                r["veth_dropped"] = veth_rx_dropped(bed) - dropped0
+                dropped1 = veth_rx_dropped(bed)
+                if dropped0 is not None and dropped1 is not None:
+                    r["veth_dropped"] = dropped1 - dropped0
                 if kind == "tandem-xdp":
                     r["tandem_counters"] = tandem_counters(args.tandemd, srv.workdir)
                 return r
@@ -260,8 +263,9 @@ def xdp_section(args, tmp, zone_file, query_file):
                        pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
                        pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
                        r["loadavg"]))
-                log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
-                    % (what, r["veth_dropped"]))
+                if "veth_dropped" in r:
+                    log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
+                        % (what, r["veth_dropped"]))
                 if r.get("tandem_counters"):
                     c = r["tandem_counters"]
                     log("%s of %d queries sent: port received %d, missed %d; worker received %d, "

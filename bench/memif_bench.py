@@ -275,9 +275,13 @@ class Bench:
         r = subprocess.run([self.args.tandemctl, "--socket", self.control, "--json", "stats"],
                            capture_output=True, text=True, timeout=10)
         try:
-            return json.loads(r.stdout).get("total", {}) if r.returncode == 0 else {}
+            doc = json.loads(r.stdout) if r.returncode == 0 else {}
         except ValueError:
             return {}
+        total = dict(doc.get("total", {}))
+        if doc.get("ports"):  # the memif port's own count of frames it had no room for
+            total["port_missed"] = sum(p.get("rx_missed", 0) for p in doc["ports"])
+        return total
 
     def measure_tandem(self):
         a = self.args
@@ -293,7 +297,7 @@ class Bench:
 
     HEADER = ("%-24s %8s %8s %9s %9s %11s %6s %8s %7s  %s"
               % ("peer", "offered", "sent", "answered", "best 1s", "correct", "wrong", "lost",
-                 "lost%", "tandem rx/tx/tx_dropped"))
+                 "lost%", "tandem rx/tx/tx_dropped/port missed"))
 
     def add_row(self, peer, r, t):
         self.rows.append((peer, r, t))
@@ -304,8 +308,9 @@ class Bench:
         offered = "max" if not r["rate"] else "%.2fM" % (r["rate"] / 1e6)
         lost_pct = 100.0 * r["lost"] / r["sent"] if r["sent"] else 0.0
         best = max(r.get("answered_qps_by_second") or [r["answered_qps"]])
-        tandem = ("%d/%d/%d" % (t.get("rx_packets", 0), t.get("tx_packets", 0),
-                                t.get("tx_dropped", 0)) if t else "")
+        tandem = ("%d/%d/%d/%s" % (t.get("rx_packets", 0), t.get("tx_packets", 0),
+                                   t.get("tx_dropped", 0), t.get("port_missed", "-"))
+                  if t else "")
         print("%-24s %8s %7.2fM %8.2fM %8.2fM %11d %6d %8d %6.3f%%  %s"
               % (peer, offered, r["sent_pps"] / 1e6, r["answered_qps"] / 1e6, best / 1e6,
                  r["correct"], r["wrong"], r["lost"], lost_pct, tandem), flush=True)

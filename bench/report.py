@@ -162,9 +162,12 @@ def _losses(runs):
         for r in rs:
             if not r.get("sent") or "veth_dropped" not in r:
                 continue
+            unanswered = max(0, r["sent"] - r.get("replies", 0))
             text = ("round %d: %s of %s unanswered, %s dropped at the veth"
-                    % (r.get("round", 0) + 1, _n(max(0, r["sent"] - r.get("replies", 0))),
-                       _n(r["sent"]), _n(r["veth_dropped"])))
+                    % (r.get("round", 0) + 1, _n(unanswered), _n(r["sent"]),
+                       _n(r["veth_dropped"])))
+            if unanswered > r["veth_dropped"]:
+                text += ", %s elsewhere" % _n(unanswered - r["veth_dropped"])
             c = r.get("tandem_counters")
             if c:
                 text += (" (port received %s, missed %s; worker answered %s, could not send %s)"

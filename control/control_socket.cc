@@ -743,7 +743,7 @@ void ControlServer::ServeClient(int fd) {
 }
 
 void ControlServer::TakeSample() {
-  DaemonStatus s = daemon_.Status();
+  DaemonStatus s = daemon_.Status(/*with_ports=*/false);  // every second: the query totals only
   previous_ = latest_;
   latest_ = Sample{Clock::now(), s.totals.queries[0] + s.totals.queries[1]};
 }

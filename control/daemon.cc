@@ -461,7 +461,7 @@ void Daemon::Stop() {
   if (transfer_server_) transfer_server_->Stop();  // after the ports: nothing hands over now
 }
 
-DaemonStatus Daemon::Status() const {
+DaemonStatus Daemon::Status(bool with_ports) const {
   std::lock_guard<std::mutex> lock(mu_);
   DaemonStatus s;
   s.version = TANDEM_VERSION;
@@ -480,7 +480,7 @@ DaemonStatus Daemon::Status() const {
       s.totals += each[i];
       s.per_worker.emplace_back(absl::StrCat("lcore", i), each[i]);
     }
-    s.ports = dpdk_->PortStats();
+    if (with_ports) s.ports = dpdk_->PortStats();  // under mu_: Stop() cannot close the ports meanwhile
   }
   if (sockets_) {
     s.totals += sockets_->Totals();

@@ -84,7 +84,7 @@ class Daemon : public dataplane::NotifySink {
   absl::Status Reload();
   void Stop();
 
-  DaemonStatus Status() const;
+  DaemonStatus Status(bool with_ports = true) const;  // with_ports: read the DPDK ports' counters
   std::vector<ZoneStatus> Zones() const;
   config::Config CurrentConfig() const;
 

@@ -167,9 +167,9 @@ void AddPorts(const std::vector<dataplane::PortCounters>& ports, Families& out) 
               "Frames received (rx) and sent (tx) by each DPDK port, as its driver counts them.");
   MetricFamily dropped = Counter(
       "tandem_port_dropped_total",
-      "Frames a DPDK port dropped on receive, by reason: missed (its receive ring was full: "
-      "the worker did not keep up; net_af_xdp includes the kernel's drops into its socket), "
-      "no_mbuf (no buffer to receive into).");
+      "Frames a DPDK port dropped on receive, by reason: missed (mostly its receive ring was "
+      "full: the workers did not keep up; what a driver counts varies, see docs/metrics.md), "
+      "no_mbuf (buffer allocation failures; some drivers count the frame in missed too).");
   MetricFamily errors =
       Counter("tandem_port_errors_total", "Receive (rx) and transmit (tx) errors of each DPDK port.");
   for (const dataplane::PortCounters& p : ports) {

@@ -54,9 +54,11 @@ struct alignas(64) WorkerCounters {
 };
 
 // A port's own counters (rte_eth_stats): what the device or its driver saw, before and
-// after the workers. rx_missed counts frames the port dropped because its receive ring
-// was full (the workers were too slow or not polling); for net_af_xdp it includes the
-// kernel's drops into the AF_XDP socket.
+// after the workers. rx_missed counts frames the port dropped on receive, mostly because
+// its receive ring was full (the workers were too slow or not polling). What a driver
+// counts there varies: DPDK 22.11's net_af_xdp counts only the AF_XDP socket's
+// rx_dropped (no buffer, frame too large), not the frames the kernel could not put in
+// the socket's full receive ring (those show in the interface's own receive drops).
 struct PortCounters {
   std::string name;
   uint64_t rx_packets = 0;

@@ -60,7 +60,8 @@ class DpdkServer {
   WorkerCounters Totals() const;
   std::vector<WorkerCounters> PerWorker() const;
   // The counters of every port the workers poll (not the exception interface), read from
-  // the drivers on the calling thread; empty once stopped.
+  // the drivers on the calling thread while the workers run; empty once stopped. Not to
+  // be called concurrently with Stop() (the daemon holds one lock around both).
   std::vector<PortCounters> PortStats() const;
   const std::vector<PortInfo>& ports() const { return ports_; }
 

@@ -80,7 +80,7 @@ struct Frames : ::testing::Test {
 
   FrameResult Run(std::vector<uint8_t>& f, uint32_t flags = 0, RateLimiter* rrl = nullptr) {
     size_t len = f.size();
-    f.resize(2048);
+    f.resize(2048, 0xa5);  // not zeros: a sum that read past the datagram would show
     FrameResult r = ProcessFrame(f.data(), static_cast<uint32_t>(len), 2048, flags, ctx,
                                  snapshot.get(), handler, counters, rrl);
     if (r.verdict == FrameVerdict::kTransmit) f.resize(r.length);

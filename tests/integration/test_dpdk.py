@@ -229,6 +229,8 @@ def run_once(args, vdev_kind, log):
                   % (total.get("malformed"), total.get("not_for_us")), failures, log)
             # The port's own counters: every frame the worker lcore took came through the
             # port, and every answer it sent went out through it (with the kernel's frames).
+            # A driver counts a frame before the worker does, and tandemd reads the workers'
+            # counters before the ports': the port's figures are never behind.
             ports = reply.get("ports", [])
             port = ports[0] if len(ports) == 1 else {}
             lcores = [w["counters"] for w in reply.get("workers", []) if w["name"].startswith("lcore")]
