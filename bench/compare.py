@@ -182,7 +182,9 @@ def tandem_counters(tandemd, workdir):
     try:
         p = subprocess.run([ctl, "--socket", os.path.join(workdir, "control.sock"), "--json", "stats"],
                            capture_output=True, text=True, timeout=10)
-        doc = json.loads(p.stdout) if p.returncode == 0 else {}
+        if p.returncode != 0:
+            raise OSError(p.stderr.strip() or "exit status %d" % p.returncode)
+        doc = json.loads(p.stdout)
     except (OSError, ValueError, subprocess.TimeoutExpired) as e:
         log("tandemd's counters not read (%s): %s" % (ctl, e))
         return {}
