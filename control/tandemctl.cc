@@ -30,7 +30,7 @@ constexpr const char* kUsage =
     "  refresh ZONE           ask the sources of a pulled zone for a newer serial now\n"
     "  use ZONE SOURCE|auto   pin a pulled zone to one source, or release the pin\n"
     "  reload                 re-read the configuration and every zone file (all or nothing)\n"
-    "  stats                  query and response counters, in total and per worker\n"
+    "  stats                  query and response counters: in total, per worker, per DPDK port\n"
     "  pool POOL              a load-balancing pool's members: state, checks, latency\n"
     "  pool POOL MEMBER up|down|auto   override a member's health, or return to its checks\n"
     "\n"
