@@ -10,7 +10,10 @@ Sections (--only):
           server's CPU use, and queries per CPU-second of the server.
   xdp     tandem in dpdk mode (net_af_xdp) and Knot DNS in XDP mode on the same veth,
           kxdpgun from a client network namespace at the other end: replies per second
-          and the fraction of queries answered.
+          and the fraction of queries answered, at one offered rate (--xdp-qps) above
+          what kxdpgun can send: each server gets as much as the generator can give.
+  xdp-rates  the same servers and veth, kxdpgun at each of a list of offered rates
+          (--xdp-rates): up to which rate each server answers every query it is sent.
   memory  the four servers loading the same zone of a million hosts: proportional set
           size (Pss of the process tree) and the time from the process start until the
           zone's SOA is answered over UDP.
@@ -41,7 +44,7 @@ import peers  # noqa: E402
 import report  # noqa: E402
 import workload  # noqa: E402
 
-SECTIONS = ("socket", "xdp", "memory")
+SECTIONS = ("socket", "xdp", "xdp-rates", "memory")
 
 
 def log(msg):
@@ -202,7 +205,9 @@ def tandem_counters(tandemd, workdir):
             "worker_tx_dropped": lcore_sum("tx_dropped")}
 
 
-def xdp_section(args, tmp, zone_file, query_file):
+def xdp_section(args, tmp, zone_file, query_file, rates=None):
+    """The xdp section, or with `rates` (offered queries per second) the xdp-rates one:
+    each round runs every server at each rate, lowest first."""
     if os.geteuid() != 0:
         return {"skipped": "needs root (network namespaces, XDP)"}
     if not shutil.which("kxdpgun"):
@@ -217,15 +222,16 @@ def xdp_section(args, tmp, zone_file, query_file):
         # Knot in XDP mode answers no ARP: the client knows the server's MAC beforehand.
         netns.sh("ip", "neigh", "replace", netns.SERVER_V4, "lladdr", mac, "dev", bed.client_if,
                  "nud", "permanent", ns=bed.client_ns)
-        gen = loadgen.Kxdpgun(query_file, args.xdp_duration, args.xdp_qps, bed.client_ns,
-                              bed.client_if, netns.CLIENT_V4, mac, first_cpu(args.loadgen_cpu),
-                              nice=args.nice)
+        duration = args.xdp_rate_duration if rates else args.xdp_duration
+        gens = [loadgen.Kxdpgun(query_file, duration, qps, bed.client_ns, bed.client_if,
+                                netns.CLIENT_V4, mac, first_cpu(args.loadgen_cpu), nice=args.nice)
+                for qps in (rates or [args.xdp_qps])]
 
         def probe(addr):
             with netns.Inside(bed.client_ns):
                 return peers.soa_answered(addr)
 
-        def run_once(kind, rnd):
+        def run_once(kind, rnd, gen):
             # The previous server's XDP program may still be attached.
             netns.sh("ip", "link", "set", "dev", bed.server_if, "xdp", "off", ns=bed.server_ns,
                      check=False)
@@ -241,7 +247,7 @@ def xdp_section(args, tmp, zone_file, query_file):
                 srv.ready(args.start_timeout, probe=probe)
                 if kind == "knot-xdp":     # tandem's main lcore is on the other CPU by design
                     check_pinning(srv, args.server_cpu, notes)
-                out = os.path.join(tmp, "kxdpgun-%s-%d.out" % (kind, rnd))
+                out = os.path.join(tmp, "kxdpgun-%s-%d-%d.out" % (kind, rnd, gen.qps))
                 dropped0 = veth_rx_dropped(bed)
                 r = measured(srv, lambda: gen.run(netns.SERVER_V4, out))
                 dropped1 = veth_rx_dropped(bed)
@@ -254,28 +260,39 @@ def xdp_section(args, tmp, zone_file, query_file):
                 srv.stop()
 
         for rnd in range(args.rounds):
-            for kind in rotated(kinds, rnd):
-                what = "xdp round %d %-10s" % (rnd + 1, kind)
-                r = undisturbed(args, what, lambda: run_once(kind, rnd))
-                r["round"] = rnd
-                runs[kind].append(r)
-                log("%s sent %8d/s, %8d replies/s, %5.1f%% answered; server CPU %s, waiting %s; "
-                    "kxdpgun CPU %s, waiting %s; %s; others %.0f%%; load %.1f"
-                    % (what, r["sent_pps"], r["replies_pps"], 100 * r["answered"],
-                       pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
-                       pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
-                       r["loadavg"]))
-                if "veth_dropped" in r:
-                    log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
-                        % (what, r["veth_dropped"]))
-                if r.get("tandem_counters"):
-                    c = r["tandem_counters"]
-                    log("%s of %d queries sent: port received %d, missed %d; worker received %d, "
-                        "sent %d, could not send %d" % (what, r["sent"], c["port_rx"],
-                                                        c["port_missed"], c["worker_rx"],
-                                                        c["worker_tx"], c["worker_tx_dropped"]))
-    return {"runs": runs, "kxdpgun": " ".join(gen.argv(netns.SERVER_V4)),
-            "notes": list(notes.values())}
+            for step, gen in enumerate(gens):
+                for kind in rotated(kinds, rnd + step):
+                    what = "xdp round %d %-10s" % (rnd + 1, kind)
+                    if rates:
+                        what += " at %7d/s" % gen.qps
+                    r = undisturbed(args, what, lambda: run_once(kind, rnd, gen))
+                    r["round"] = rnd
+                    r["offered"] = gen.qps
+                    runs[kind].append(r)
+                    log_xdp_run(what, r)
+    result = {"runs": runs, "kxdpgun": " ".join(gens[-1].argv(netns.SERVER_V4)),
+              "notes": list(notes.values())}
+    if rates:
+        result["rates"] = list(rates)
+    return result
+
+
+def log_xdp_run(what, r):
+    log("%s sent %8d/s, %8d replies/s, %5.1f%% answered; server CPU %s, waiting %s; "
+        "kxdpgun CPU %s, waiting %s; %s; others %.0f%%; load %.1f"
+        % (what, r["sent_pps"], r["replies_pps"], 100 * r["answered"],
+           pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
+           pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
+           r["loadavg"]))
+    if "veth_dropped" in r:
+        log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
+            % (what, r["veth_dropped"]))
+    if r.get("tandem_counters"):
+        c = r["tandem_counters"]
+        log("%s of %d queries sent: port received %d, missed %d; worker received %d, "
+            "sent %d, could not send %d" % (what, r["sent"], c["port_rx"],
+                                            c["port_missed"], c["worker_rx"],
+                                            c["worker_tx"], c["worker_tx_dropped"]))
 
 
 def memory_section(args, tmp, zone_file):
@@ -344,7 +361,8 @@ def parse_args(argv):
     ap.add_argument("--tandemd", help="the tandemd binary (a release build)")
     ap.add_argument("--from-json", metavar="FILE",
                     help="print the report of an earlier run's --json FILE, run nothing")
-    ap.add_argument("--only", default=",".join(SECTIONS), help="sections: socket,xdp,memory")
+    ap.add_argument("--only", default=",".join(SECTIONS),
+                    help="sections: socket,xdp,xdp-rates,memory")
     ap.add_argument("--rounds", type=int, default=3, help="rounds over the servers (median)")
     ap.add_argument("--quick", action="store_true",
                     help="1 round, 3 s runs, small zones: a check that everything runs (< 2 min)")
@@ -363,6 +381,10 @@ def parse_args(argv):
                     help="socket section: tandem's [server] udp_coalesce_us (default: its own, 50)")
     ap.add_argument("--xdp-duration", type=int, default=10, help="seconds of kxdpgun per run")
     ap.add_argument("--xdp-qps", type=int, default=1000000, help="kxdpgun -Q (offered rate)")
+    ap.add_argument("--xdp-rates", default=",".join(str(r) for r in range(250000, 700001, 50000)),
+                    help="xdp-rates section: the offered rates (kxdpgun -Q), comma-separated")
+    ap.add_argument("--xdp-rate-duration", type=int, default=5,
+                    help="xdp-rates section: seconds of kxdpgun per rate")
     ap.add_argument("--server-cpu", default="0",
                     help="the CPU every server is pinned to (0: Knot DNS binds its UDP worker to "
                          "CPU 0 whatever it was started on)")
@@ -386,16 +408,25 @@ def parse_args(argv):
     args.servers = [s.strip() for s in args.servers.split(",") if s.strip()]
     for s in args.only:
         if s not in SECTIONS:
-            ap.error("--only: unknown section %r (socket, xdp, memory)" % s)
+            ap.error("--only: unknown section %r (socket, xdp, xdp-rates, memory)" % s)
     for s in args.servers:
         if s not in peers.KINDS:
             ap.error("--servers: unknown server %r (tandem, knot, nsd, bind)" % s)
     if "tandem" not in args.servers:
         args.servers.insert(0, "tandem")
+    try:
+        args.xdp_rates = sorted({int(r) for r in args.xdp_rates.split(",") if r.strip()})
+    except ValueError:
+        ap.error("--xdp-rates: %r is not a comma-separated list of queries per second"
+                 % args.xdp_rates)
+    if not args.xdp_rates or args.xdp_rates[0] <= 0:
+        ap.error("--xdp-rates: give at least one rate above 0")
     if args.quick:
         args.rounds = 1
         args.duration = min(args.duration, 3)
         args.xdp_duration = min(args.xdp_duration, 3)
+        args.xdp_rate_duration = min(args.xdp_rate_duration, 2)
+        args.xdp_rates = sorted({args.xdp_rates[0], args.xdp_rates[-1]})
         args.warmup = 0
         args.zone_names = min(args.zone_names, 10000)
         args.memory_names = min(args.memory_names, 100000)
@@ -430,7 +461,7 @@ def main(argv):
     try:
         zone_file = os.path.join(tmp, "bench.zone")
         query_file = os.path.join(tmp, "queries.txt")
-        if "socket" in args.only or "xdp" in args.only:
+        if {"socket", "xdp", "xdp-rates"} & set(args.only):
             doc["zone_records"] = workload.write_zone(zone_file, args.zone_names)
             workload.write_queries(query_file, args.zone_names, args.queries)
         for section in SECTIONS:
@@ -441,6 +472,8 @@ def main(argv):
                 res = socket_section(args, tmp, zone_file, query_file)
             elif section == "xdp":
                 res = xdp_section(args, tmp, zone_file, query_file)
+            elif section == "xdp-rates":
+                res = xdp_section(args, tmp, zone_file, query_file, rates=args.xdp_rates)
             else:
                 mem_zone = os.path.join(tmp, "memory.zone")
                 log("memory: writing a zone of %d hosts" % args.memory_names)

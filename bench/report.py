@@ -224,6 +224,116 @@ def _xdp(doc, sec):
     return lines + [""]
 
 
+def _full(r):
+    """Whether a run had every query it sent answered."""
+    return r.get("sent", 0) > 0 and r.get("replies", 0) >= r["sent"]
+
+
+def _full_up_to(rs, rates):
+    """Per round, the highest offered rate that run and every lower rate's run answered in
+    full (0: not even the lowest): the zero-loss rate of RFC 2544's throughput, over the
+    rates tried. {round: rate}."""
+    out = {}
+    for rnd in sorted({r["round"] for r in rs}):
+        best = 0
+        by_rate = {r["offered"]: r for r in rs if r["round"] == rnd}
+        for rate in rates:
+            if rate not in by_rate or not _full(by_rate[rate]):
+                break
+            best = rate
+        out[rnd] = best
+    return out
+
+
+def _xdp_rates(doc, sec):
+    lines = ["## Kernel bypass at offered rates: up to where every query is answered", ""]
+    if sec.get("skipped"):
+        return lines + ["Skipped: %s." % sec["skipped"], ""]
+    s = doc["settings"]
+    runs, rates = sec["runs"], sec["rates"]
+    kinds = list(runs)
+    lines += ["The xdp setup (zone: %s hosts, the same queries), kxdpgun offering each rate for "
+              "%d s (`%s` at the highest), the rates lowest first in each round and the servers "
+              "alternated. answered: median over the rounds of replies / queries sent; all: "
+              "rounds in which every query sent was answered."
+              % (_n(s["zone_names"]), s["xdp_rate_duration"], sec["kxdpgun"]), "",
+              "| offered/s | " + " | ".join("%s replies/s | answered | all" % peers.LABELS[k]
+                                           for k in kinds) + " |",
+              "|---:|" + "---:|---:|---:|" * len(kinds)]
+    short = []
+    for rate in rates:
+        cells = []
+        for k in kinds:
+            at = [r for r in runs[k] if r["offered"] == rate]
+            if not at:
+                cells.append("- | - | -")
+                continue
+            cells.append("%s | %s%% | %d of %d" % (
+                _n(_median([r["replies_pps"] for r in at])),
+                _n(100 * _median([r["answered"] for r in at]), 3),
+                sum(_full(r) for r in at), len(at)))
+            if any(r["sent_pps"] < 0.97 * rate for r in at):
+                short.append("%s at %s/s" % (peers.LABELS[k], _n(rate)))
+        lines.append("| %s | %s |" % (_n(rate), " | ".join(cells)))
+    lines.append("")
+    ups = {k: _full_up_to(runs[k], rates) for k in kinds}
+    parts = []
+    for k in kinds:
+        per = ups[k]
+        found = [v for v in per.values() if v]
+        text = "%s %s" % (peers.LABELS[k], " / ".join(_n(v) if v else "below " + _n(rates[0])
+                                                     for v in per.values()))
+        if found and len(found) < len(per):
+            text += " (median of the %d round(s) with a rate: %s)" % (len(found), _n(_median(found)))
+        elif found:
+            text += " (median %s)" % _n(_median(found))
+        parts.append(text)
+    lines.append("Answered in full up to, per round (the highest rate at which it, and every lower "
+                 "rate, had every query answered): %s." % "; ".join(parts))
+    ref = ups.get("tandem-xdp")
+    for k in kinds:
+        if k == "tandem-xdp" or ref is None:
+            continue
+        ratios = [ref[rnd] / ups[k][rnd] for rnd in ref if ups[k].get(rnd) and ref[rnd]]
+        if ratios:
+            lines.append("tandem / %s per round: %s; median %.2f (each rate is the highest one "
+                         "tried that was answered in full: the limit lies between it and the next "
+                         "rate tried)."
+                         % (peers.LABELS[k], " / ".join("%.2f" % x for x in ratios),
+                            statistics.median(ratios)))
+    top = [peers.LABELS[k] for k in kinds if ups[k] and min(ups[k].values()) == rates[-1]]
+    if top:
+        lines.append("%s answered every rate tried in full: its limit is above %s/s, so a ratio "
+                     "with it is a lower bound." % (", ".join(top), _n(rates[-1])))
+    peak = {}
+    for k in kinds:
+        per_rate = {rate: _median([r["replies_pps"] for r in runs[k] if r["offered"] == rate])
+                    for rate in rates}
+        per_rate = {rate: v for rate, v in per_rate.items() if v is not None}
+        if per_rate:
+            peak[k] = max(per_rate.items(), key=lambda kv: kv[1])
+    if peak:
+        text = "; ".join("%s %s at %s offered" % (peers.LABELS[k], _n(v), _n(rate))
+                         for k, (rate, v) in peak.items())
+        if "tandem-xdp" in peak:
+            text += "; " + ", ".join("tandem / %s %.2f" % (peers.LABELS[k], peak["tandem-xdp"][1] / v)
+                                     for k, (rate, v) in peak.items() if k != "tandem-xdp" and v)
+        lines.append("Most replies per second at any offered rate (median over the rounds): %s." % text)
+    for k in kinds:
+        rs = [r for r in runs[k] if "veth_dropped" in r]
+        unanswered = sum(max(0, r["sent"] - r.get("replies", 0)) for r in rs)
+        dropped = sum(r["veth_dropped"] for r in rs)
+        if unanswered:
+            lines.append("%s: %s queries unanswered over the runs, %s of them dropped at the "
+                         "server's veth (its AF_XDP socket's ring full)."
+                         % (peers.LABELS[k], _n(unanswered), _n(dropped)))
+    if short:
+        lines.append("kxdpgun sent less than 97%% of the offered rate (%s): there the generator, "
+                     "not the server, set the rate." % ", ".join(short))
+    lines += [""] + _cores(runs) + _disturbed(doc, runs) + sec.get("notes", [])
+    return lines + [""]
+
+
 def _memory(doc, sec):
     runs = sec["runs"]
     med = {k: {f: _median([r[f] for r in rs]) for f in ("pss_kib", "load_seconds")}
@@ -256,6 +366,8 @@ def markdown(doc):
         lines += _socket(doc, secs["socket"])
     if "xdp" in secs:
         lines += _xdp(doc, secs["xdp"])
+    if "xdp-rates" in secs:
+        lines += _xdp_rates(doc, secs["xdp-rates"])
     if "memory" in secs:
         lines += _memory(doc, secs["memory"])
     lines.append("x tandem: the server's figure divided by tandem's in the same round, median "

@@ -1,0 +1,99 @@
+#!/usr/bin/python3
+"""bench/report.py's xdp-rates section on made-up runs: the rate up to which each server
+answered every query (a failure at a lower rate ends it, even with a higher rate answered
+in full later), the per-round ratio, and what the report says of rounds that failed at the
+lowest rate, of a server that answered every rate and of a generator that fell short.
+A benchmark's arithmetic, checked without running one."""
+
+import os
+import sys
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench"))
+
+import report  # noqa: E402
+
+RATES = [100000, 200000, 300000, 400000]
+
+
+def run(rnd, offered, answered, sent_pps=None, veth=0):
+    sent = offered * 5
+    replies = int(sent * answered)
+    return {"round": rnd, "offered": offered, "sent": sent, "replies": replies,
+            "sent_pps": offered if sent_pps is None else sent_pps, "replies_pps": replies // 5,
+            "answered": replies / sent, "veth_dropped": veth, "others": 0.0, "attempts": 1,
+            "cpus": {}}
+
+
+def doc_for(runs):
+    return {"settings": {"zone_names": 1000, "xdp_rate_duration": 5, "max_others": 0.75,
+                         "retries": 2},
+            "sections": {}}
+
+
+class FullUpTo(unittest.TestCase):
+    def test_stops_at_the_first_rate_with_a_loss(self):
+        rs = [run(0, 100000, 1.0), run(0, 200000, 1.0), run(0, 300000, 0.999),
+              run(0, 400000, 1.0)]
+        self.assertEqual(report._full_up_to(rs, RATES), {0: 200000})
+
+    def test_every_rate_in_full(self):
+        rs = [run(0, r, 1.0) for r in RATES]
+        self.assertEqual(report._full_up_to(rs, RATES), {0: 400000})
+
+    def test_a_loss_at_the_lowest_rate_is_zero(self):
+        rs = [run(0, r, 0.99 if r == 100000 else 1.0) for r in RATES]
+        self.assertEqual(report._full_up_to(rs, RATES), {0: 0})
+
+    def test_rounds_are_apart(self):
+        rs = [run(0, r, 1.0) for r in RATES] + [run(1, r, 1.0 if r < 300000 else 0.5) for r in RATES]
+        self.assertEqual(report._full_up_to(rs, RATES), {0: 400000, 1: 200000})
+
+    def test_one_reply_short_is_not_full(self):
+        r = run(0, 100000, 1.0)
+        r["replies"] -= 1
+        self.assertEqual(report._full_up_to([r], [100000]), {0: 0})
+
+
+class Rendering(unittest.TestCase):
+    def render(self, runs):
+        sec = {"runs": runs, "rates": RATES, "kxdpgun": "kxdpgun -Q 400000", "notes": []}
+        return "\n".join(report._xdp_rates(doc_for(runs), sec))
+
+    def test_table_limits_ratio_and_peak(self):
+        runs = {
+            "tandem-xdp": [run(rnd, r, 1.0) for rnd in (0, 1) for r in RATES[:3]]
+            + [run(0, 400000, 0.99, veth=20000), run(1, 400000, 1.0)],
+            "knot-xdp": [run(rnd, r, 1.0 if r <= 200000 else 0.8, veth=0 if r <= 200000 else 7)
+                         for rnd in (0, 1) for r in RATES],
+        }
+        text = self.render(runs)
+        self.assertIn("| 400,000 | 398,000 | 99.500% | 1 of 2 | 320,000 | 80.000% | 0 of 2 |", text)
+        self.assertIn("tandem (dpdk, net_af_xdp) 300,000 / 400,000 (median 350,000)", text)
+        self.assertIn("Knot DNS (XDP) 200,000 / 200,000 (median 200,000)", text)
+        self.assertIn("per round: 1.50 / 2.00; median 1.75", text)
+        self.assertIn("tandem (dpdk, net_af_xdp) 398,000 at 400,000 offered; Knot DNS (XDP) "
+                      "320,000 at 400,000 offered; tandem / Knot DNS (XDP) 1.24", text)
+        self.assertIn("tandem (dpdk, net_af_xdp): 20,000 queries unanswered over the runs, "
+                      "20,000 of them dropped", text)
+        self.assertNotIn("answered every rate tried in full", text)
+        self.assertNotIn("kxdpgun sent less", text)
+
+    def test_below_the_lowest_every_rate_and_a_short_generator(self):
+        runs = {
+            "tandem-xdp": [run(rnd, r, 1.0) for rnd in (0, 1) for r in RATES],
+            "knot-xdp": [run(0, r, 1.0) for r in RATES[:2]] + [run(0, r, 0.7) for r in RATES[2:]]
+            + [run(1, r, 0.9, sent_pps=int(r * 0.9)) for r in RATES],
+        }
+        text = self.render(runs)
+        self.assertIn("Knot DNS (XDP) 200,000 / below 100,000 (median of the 1 round(s) with a "
+                      "rate: 200,000)", text)
+        self.assertIn("per round: 2.00; median 2.00", text)  # the round without a rate is left out
+        self.assertIn("tandem (dpdk, net_af_xdp) answered every rate tried in full: its limit is "
+                      "above 400,000/s", text)
+        self.assertIn("kxdpgun sent less than 97% of the offered rate (Knot DNS (XDP) at "
+                      "100,000/s, Knot DNS (XDP) at 200,000/s", text)
+
+
+if __name__ == "__main__":
+    unittest.main(argv=[sys.argv[0]] + sys.argv[1:], verbosity=2)
