@@ -296,22 +296,6 @@ size_t HeaderOnly(const uint8_t* query, uint8_t* out, uint8_t rcode) {
   return dns::kHeaderSize;
 }
 
-// RFC 6891 6.1.1: an OPT record belongs in the additional section; Knot DNS and NSD answer
-// FORMERR to one in the answer or authority section. ParseQuery has checked that those
-// records are well formed; a query has none (a NOTIFY may carry an SOA).
-bool OptOutsideAdditional(const uint8_t* msg, size_t len, const dns::Query& q) {
-  uint32_t records = uint32_t{dns::header::Ancount(msg)} + dns::header::Nscount(msg);
-  size_t pos = q.question_end;
-  for (uint32_t i = 0; i < records; ++i) {
-    size_t next;
-    uint16_t type;
-    if (!dns::SkipRecord(msg, len, pos, &next, &type)) return false;
-    if (type == dns::kTypeOPT) return true;
-    pos = next;
-  }
-  return false;
-}
-
 // CHAOS TXT identity questions, answered as Knot DNS and NSD answer them: one TXT record
 // of class CH with TTL 0, AA clear. A string not configured is not told: REFUSED, as for
 // any other CHAOS question (and as both answer with theirs hidden). Returns the rcode.
@@ -414,8 +398,9 @@ size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const PreparedQu
     return HeaderOnly(query, out, dns::kFormErr);
   }
   if (q.has_tsig) return AnswerSigned(snapshot, query, query_len, out, out_cap, transport, counters, client);
-  if (verdict != dns::QueryVerdict::kFormErr && OptOutsideAdditional(query, query_len, q))
-    verdict = dns::QueryVerdict::kFormErr;
+  // RFC 6891 6.1.1: an OPT record belongs in the additional section; Knot DNS and NSD
+  // answer FORMERR to one in the answer or authority section.
+  if (q.opt_outside_additional) verdict = dns::QueryVerdict::kFormErr;
   if (out != query) std::memcpy(out, query, q.question_end);
   size_t limit = transport == Transport::kTcp ? std::min<size_t>(out_cap, dns::kMaxMessageSize)
                                               : UdpLimit(q, options_, out_cap);

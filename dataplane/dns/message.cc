@@ -66,6 +66,7 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   q->question_end = pos;
   q->has_edns = false;
   q->has_tsig = false;
+  q->opt_outside_additional = false;
   q->edns_do = false;
   q->edns_version = 0;
   q->edns_udp_size = 0;
@@ -83,6 +84,7 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
       if (i + 1 != static_cast<uint32_t>(records) + additional) return QueryVerdict::kFormErr;
       q->has_tsig = true;
     }
+    if (i < records && type == kTypeOPT) q->opt_outside_additional = true;
     if (i >= records && type == kTypeOPT) {
       // OPT: owner must be the root; only one.
       if (q->has_edns || msg[pos] != 0) return QueryVerdict::kFormErr;

@@ -22,6 +22,9 @@ struct Query {
   uint8_t edns_version = 0;
   bool edns_do = false;
   bool has_tsig = false;  // a TSIG record ends the additional section (RFC 8945)
+  // An OPT record in the answer or authority section (RFC 6891 6.1.1: it belongs in the
+  // additional section); ParseQuery notes it and leaves the verdict to the caller.
+  bool opt_outside_additional = false;
 };
 
 enum class QueryVerdict : uint8_t {

@@ -280,28 +280,24 @@ Snapshot::Snapshot(std::vector<std::shared_ptr<const Zone>> zones, std::shared_p
   for (const auto& z : zones_) max_apex_labels_ = std::max(max_apex_labels_, z->apex_labels());
   size_t cap = 4;
   while (cap < zones_.size() * 2) cap <<= 1;
-  slots_.assign(cap, kNone);
-  slot_hash_.assign(cap, 0);
+  slots_.assign(cap, ApexSlot{});
   mask_ = cap - 1;
-  for (uint32_t z = 0; z < zones_.size(); ++z) {
-    uint64_t h = HashName(zones_[z]->apex(), zones_[z]->apex_len());
+  for (const auto& z : zones_) {
+    uint64_t h = HashName(z->apex(), z->apex_len());
     uint64_t i = h & mask_;
-    while (slots_[i] != kNone) i = (i + 1) & mask_;
-    slots_[i] = z;
-    slot_hash_[i] = h;
+    while (slots_[i].zone != nullptr) i = (i + 1) & mask_;
+    slots_[i] = {h, z.get(), z->apex(), z->apex_len()};
   }
 }
 
 const Zone* Snapshot::FindZone(const LookupName& name) const {
   // Longest suffix first: the deepest enclosing zone wins.
   for (int l = std::max(0, name.labels - max_apex_labels_); l <= name.labels; ++l) {
-    uint64_t h = name.hashes[l];
-    for (uint64_t i = h & mask_; slots_[i] != kNone; i = (i + 1) & mask_) {
-      if (slot_hash_[i] != h) continue;
-      const Zone* z = zones_[slots_[i]].get();
-      if (z->apex_len() == name.suffix_len(l) &&
-          dns::SameOctets(z->apex(), name.suffix(l), z->apex_len()))
-        return z;
+    const uint64_t h = name.hashes[l];
+    const size_t len = name.suffix_len(l);
+    for (uint64_t i = h & mask_; slots_[i].zone != nullptr; i = (i + 1) & mask_) {
+      const ApexSlot& s = slots_[i];
+      if (s.hash == h && s.apex_len == len && dns::SameOctets(s.apex, name.suffix(l), len)) return s.zone;
     }
   }
   return nullptr;

@@ -210,9 +210,15 @@ class Snapshot {
  private:
   std::vector<std::shared_ptr<const Zone>> zones_;
   std::shared_ptr<const PoolSet> pools_;
-  // Open addressing over apex names.
-  std::vector<uint32_t> slots_;
-  std::vector<uint64_t> slot_hash_;
+  // Open addressing over apex names. A slot holds what a probe compares, so that only
+  // the zone found is touched (zone == nullptr: empty).
+  struct ApexSlot {
+    uint64_t hash = 0;
+    const Zone* zone = nullptr;
+    const uint8_t* apex = nullptr;  // the zone's apex name, in the zone's own memory
+    size_t apex_len = 0;
+  };
+  std::vector<ApexSlot> slots_;
   uint64_t mask_ = 0;
   int max_apex_labels_ = 0;  // suffixes longer than the deepest apex need no probe
 };
