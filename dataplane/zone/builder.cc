@@ -419,7 +419,8 @@ std::shared_ptr<const Zone> ZoneBuilder::Build() {
     }
   }
   FillAdditional(z);
-  z.Pack();  // last: lays each node's data out together for lookups
+  z.Pack();  // lays each node's data out together for lookups
+  z.Seal();
   return zone;
 }
 
@@ -432,6 +433,7 @@ std::shared_ptr<const Zone> ZoneBuilder::Unavailable(const std::string& apex) {
                           static_cast<uint8_t>(dns::CountLabels(b.names_.data())), kApex, 0, 0});
   zone->servfail_ = true;
   b.BuildIndex(*zone);
+  zone->Seal();
   return zone;
 }
 

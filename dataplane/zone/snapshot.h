@@ -88,9 +88,10 @@ struct Rdata {
 
 class Zone {
  public:
-  const uint8_t* apex() const { return NodeName(node(0)); }
-  size_t apex_len() const { return node(0).name_len; }
-  int apex_labels() const { return node(0).labels; }
+  // The apex node's name, length and labels, kept apart by Seal: every query asks.
+  const uint8_t* apex() const { return apex_; }
+  size_t apex_len() const { return apex_len_; }
+  int apex_labels() const { return apex_labels_; }
   const std::string& name_text() const { return name_text_; }
   uint32_t serial() const { return serial_; }
   // A pulled zone with no valid copy (none yet, or expired): answered SERVFAIL.
@@ -172,12 +173,23 @@ class Zone {
   // building a zone.
   void Pack();
   bool packed() const { return !packed_.empty(); }
+  // Notes the apex for apex(), apex_len() and apex_labels(): the last step of a build,
+  // once the nodes stay where they are.
+  void Seal() {
+    const Node& a = node(0);
+    apex_ = NodeName(a);
+    apex_len_ = a.name_len;
+    apex_labels_ = a.labels;
+  }
 
   std::string name_text_;
   uint32_t serial_ = 0;
   uint32_t negative_ttl_ = 0;
   uint32_t soa_rrset_ = 0;
   bool servfail_ = false;
+  uint8_t apex_len_ = 0;
+  uint8_t apex_labels_ = 0;
+  const uint8_t* apex_ = nullptr;
   Array<Node> nodes_;     // nodes_[0] is the apex; empty after Pack
   Array<RRset> rrsets_;   // grouped by node
   Array<uint8_t> names_;
