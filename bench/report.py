@@ -162,7 +162,7 @@ def _losses(runs):
         for r in rs:
             if not r.get("sent") or "veth_dropped" not in r:
                 continue
-            unanswered = max(0, r["sent"] - r.get("replies", 0))
+            unanswered = _unanswered(r)
             text = ("round %d: %s of %s unanswered, %s dropped at the veth"
                     % (r.get("round", 0) + 1, _n(unanswered), _n(r["sent"]),
                        _n(r["veth_dropped"])))
@@ -218,15 +218,21 @@ def _xdp(doc, sec):
                      "limit there, and replies/s is a lower bound of what the server can do."
                      % ", ".join(full))
     if len(full) < len(med):
-        lines.append("A server answering less than it was sent was saturated: its replies/s is "
-                     "what its core answered while kxdpgun, on the other core, offered the sent "
-                     "rate. tandem's worker polls, so its CPU is near 100% whatever the load.")
+        lines.append("A server answering less than it was sent was past its limit: its replies/s "
+                     "is what it answered under that overload, which can be less than at its limit "
+                     "(the xdp-rates section measures up to where each answers everything). "
+                     "tandem's worker polls, so its CPU is near 100% whatever the load.")
     return lines + [""]
+
+
+def _unanswered(r):
+    """Queries a run sent that got no reply."""
+    return max(0, r.get("sent", 0) - r.get("replies", 0))
 
 
 def _full(r):
     """Whether a run had every query it sent answered."""
-    return r.get("sent", 0) > 0 and r.get("replies", 0) >= r["sent"]
+    return r.get("sent", 0) > 0 and _unanswered(r) == 0
 
 
 def _full_up_to(rs, rates):
@@ -321,7 +327,7 @@ def _xdp_rates(doc, sec):
         lines.append("Most replies per second at any offered rate (median over the rounds): %s." % text)
     for k in kinds:
         rs = [r for r in runs[k] if "veth_dropped" in r]
-        unanswered = sum(max(0, r["sent"] - r.get("replies", 0)) for r in rs)
+        unanswered = sum(_unanswered(r) for r in rs)
         dropped = sum(r["veth_dropped"] for r in rs)
         if unanswered:
             lines.append("%s: %s queries unanswered over the runs, %s of them dropped at the "
