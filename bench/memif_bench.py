@@ -18,9 +18,13 @@ referral, TXT) as fast as the link takes (--rate 0) or paced, checks every reply
 question, rcode, empty answer or not) and reports sent, received, correct, wrong and lost
 (sent - received after a drain), the average rate and the best one-second rate.
 
---ceiling first measures the load generator itself, without tandemd, against a macswap
+--ceiling also measures the load generator itself, without tandemd, against a macswap
 forwarder on the other core: its own (memif_loadgen --mode reflect) and, when installed
-(Debian package dpdk-dev), dpdk-testpmd --forward-mode=macswap.
+(Debian package dpdk-dev), dpdk-testpmd --forward-mode=macswap. Their runs alternate with
+tandemd's, and the last lines give tandemd's answered rate over the reflector's, run by
+run: the link's own speed depends on how fast the two cores pass cache lines, which on a
+shared VM changes between hours (19.6 M and 7.5 M a second for the same reflector), so
+tandemd's figure is read against the ceiling of the same command.
 
 Each run has a new peer process. DPDK 22.11's memif can segfault an lcore polling a link
 whose peer disconnects, so the load generator stays connected, idle, after its report
@@ -36,6 +40,7 @@ import json
 import os
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -201,7 +206,8 @@ class Bench:
 
     # --- the ceiling: the load generator against a forwarder -------------------------------
 
-    def ceiling(self):
+    def ceiling_peers(self):
+        """The forwarders the load generator's ceiling is measured against: (name, start)."""
         a = self.args
 
         def reflector(sock):
@@ -225,11 +231,40 @@ class Bench:
         else:
             print("dpdk-testpmd not found (package dpdk-dev): ceiling against the reflector only",
                   flush=True)
-        for peer, start in peers:
-            for rate in a.rates:
-                for n in range(a.runs):
+        return peers
+
+    def measure(self):
+        """Every run of every rate; with --ceiling, the forwarders' runs alternate with
+        tandemd's (reflector, testpmd, tandemd, reflector, ...), so that a ratio of tandemd
+        to the ceiling compares runs made minutes apart at most. (This machine's cross-core
+        speed changes by a factor of two and more between hours.)"""
+        a = self.args
+        peers = self.ceiling_peers() if a.ceiling else []
+        if not a.no_tandem:
+            self.prepare_tandem()
+        label = "tandemd" + (" zero-copy" if a.zero_copy else "")
+        for rate in a.rates:
+            for n in range(a.runs):
+                for peer, start in peers:
                     r, _ = self.run("%s-%d-%d" % (peer, rate, n), start, "server", "echo", rate)
                     self.add_row("ceiling: " + peer, r, {})
+                if not a.no_tandem:
+                    r, t = self.run("tandem-%d-%d" % (rate, n), self.start_tandem, a.tandem_role,
+                                    "dns", rate, self.tandem_stats)
+                    self.add_row(label, r, t)
+
+    def ratios(self):
+        """Per rate: tandemd's answered rate over the reflector's, run by run (the n-th
+        tandemd run against the n-th reflector run), and their median."""
+        out = []
+        for rate in self.args.rates:
+            refl = [r for p, r, _ in self.rows if p == "ceiling: reflector" and r["rate"] == rate]
+            tand = [r for p, r, _ in self.rows if p.startswith("tandemd") and r["rate"] == rate]
+            per_run = [t["answered_qps"] / c["answered_qps"]
+                       for t, c in zip(tand, refl) if c["answered_qps"] > 0]
+            if per_run:
+                out.append((rate, per_run, statistics.median(per_run)))
+        return out
 
     # --- tandemd ---------------------------------------------------------------------------
 
@@ -282,16 +317,6 @@ class Bench:
         if doc.get("ports"):  # the memif port's own count of frames it had no room for
             total["port_missed"] = sum(p.get("rx_missed", 0) for p in doc["ports"])
         return total
-
-    def measure_tandem(self):
-        a = self.args
-        self.prepare_tandem()
-        label = "tandemd" + (" zero-copy" if a.zero_copy else "")
-        for rate in a.rates:
-            for n in range(a.runs):
-                r, t = self.run("tandem-%d-%d" % (rate, n), self.start_tandem, a.tandem_role,
-                                "dns", rate, self.tandem_stats)
-                self.add_row(label, r, t)
 
     # --- output ----------------------------------------------------------------------------
 
@@ -389,10 +414,7 @@ def main():
     signal.signal(signal.SIGTERM, lambda s, f: sys.exit("terminated by signal %d" % s))
     bench = Bench(args)
     try:
-        if args.ceiling:
-            bench.ceiling()
-        if not args.no_tandem:
-            bench.measure_tandem()
+        bench.measure()
     except SetupError as e:
         print("setup failed: %s" % e, file=sys.stderr)
         return 2
@@ -400,6 +422,12 @@ def main():
         bench.close()
     for c in bench.crashes:
         print("CRASH: " + c, file=sys.stderr)
+    ratios = bench.ratios()
+    if ratios and not args.json:
+        for rate, per_run, median in ratios:
+            print("tandemd / reflector ceiling%s: %s (median %.2f)"
+                  % ("" if not rate else " at %.2fM offered" % (rate / 1e6),
+                     " / ".join("%.2f" % x for x in per_run), median))
     if args.json:
         print(json.dumps([{"peer": p, "loadgen": r, "tandem": t} for p, r, t in bench.rows],
                          indent=1))
