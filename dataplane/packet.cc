@@ -33,58 +33,31 @@ constexpr uint8_t kProtoUdp = 17;
 constexpr uint16_t kDnsPort = 53;
 constexpr uint8_t kReplyTtl = 64;
 
-constexpr bool kLittleEndian = std::endian::native == std::endian::little;
-
-// a + b with the carry out of bit 63 added back in: a ones' complement sum (RFC 1071) of
-// 64-bit words, which is the same sum of its 16-bit lanes once folded (2^16 = 1 modulo
-// 2^16 - 1).
-[[gnu::always_inline]] inline uint64_t AddCarry(uint64_t a, uint64_t b) {
-  a += b;
-  return a + (a < b);
-}
-
 // Ones' complement sum (RFC 1071) of n bytes taken as big-endian 16-bit words, added to
-// `sum`; not folded. Eight bytes at a time with end-around carry, the tail as one word of
-// four, two and one bytes. The sum of the host-order words of a buffer is the byte swap
-// of the sum of its big-endian words (RFC 1071 2(B)), so the loads need no byte swapping;
-// only the folded total does. Inlined: with a constant length (headers, pseudo-headers)
-// it becomes a few additions.
-[[gnu::always_inline]] inline uint32_t Sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
-  uint64_t acc = 0;
+// `sum`; not folded. Eight bytes at a time: the sum of the host-order words of a buffer is
+// the byte swap of the sum of its big-endian words (RFC 1071 2(B)), so the loads need no
+// byte swapping; only the folded total does.
+uint32_t Sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
+  uint64_t acc = 0;  // host-order 32-bit halves: no overflow below 2^32 words
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
-    acc = AddCarry(acc, w);
+    acc += (w & 0xffffffff) + (w >> 32);
   }
-  if (n != 0) {
-    // Each part of the tail starts at an even offset, as the words before it did, so its
-    // bytes keep their places within 16-bit lanes.
-    uint64_t tail = 0;
-    if (n & 4) {
-      uint32_t w;
-      std::memcpy(&w, p, 4);
-      tail = w;
-      p += 4;
-    }
-    if (n & 2) {
-      uint16_t w;
-      std::memcpy(&w, p, 2);
-      tail += static_cast<uint64_t>(w) << 32;
-      p += 2;
-    }
-    // A last odd byte is the first of a word: its low-order byte in little-endian order.
-    if (n & 1) tail += static_cast<uint64_t>(p[0]) << (kLittleEndian ? 48 : 56);
-    acc = AddCarry(acc, tail);
+  if (n >= 4) {
+    uint32_t w;
+    std::memcpy(&w, p, 4);
+    acc += w;
+    p += 4;
+    n -= 4;
   }
-  uint32_t lo = static_cast<uint32_t>(acc);
-  uint32_t hi = static_cast<uint32_t>(acc >> 32);
-  uint32_t s32 = lo + hi;
-  s32 += s32 < hi;
-  uint32_t s16 = (s32 & 0xffff) + (s32 >> 16);
-  s16 = (s16 & 0xffff) + (s16 >> 16);
-  uint16_t folded = static_cast<uint16_t>(s16);
-  if constexpr (kLittleEndian) folded = static_cast<uint16_t>(folded << 8 | folded >> 8);
-  return sum + folded;
+  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
+  uint16_t folded = static_cast<uint16_t>(acc);
+  if constexpr (std::endian::native == std::endian::little) folded = static_cast<uint16_t>(folded << 8 | folded >> 8);
+  sum += folded;
+  for (; n > 1; n -= 2, p += 2) sum += static_cast<uint32_t>(p[0] << 8 | p[1]);
+  if (n) sum += static_cast<uint32_t>(p[0] << 8);
+  return sum;
 }
 
 uint16_t Fold(uint32_t sum) {
