@@ -38,6 +38,7 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
 
+import crosscore  # noqa: E402
 import loadgen  # noqa: E402
 import netns  # noqa: E402
 import peers  # noqa: E402
@@ -74,6 +75,10 @@ def busy_text(cpus):
                      for c, u in sorted(cpus.items()))
 
 
+def cross_core_text(r):
+    return "cross-core round trip %s before / after" % crosscore.text(r.get("cross_core_ns") or [None, None])
+
+
 def first_cpu(spec):
     """The first CPU of a taskset list such as "1-3" or "2,4"."""
     return int(spec.replace("-", ",").split(",")[0])
@@ -97,6 +102,34 @@ def available(kinds):
     return out, missing
 
 
+class CrossCore:
+    """bench/core_pingpong between the server's CPU and the load generator's (crosscore.py),
+    set up once from the options."""
+
+    path = None
+    cpus = (0, 1)
+    nice = 0
+
+    @classmethod
+    def setup(cls, args):
+        if args.core_pingpong:
+            cls.path = crosscore.find(args.core_pingpong)
+            if cls.path is None:
+                sys.exit("--core-pingpong %s: not an executable" % args.core_pingpong)
+        else:
+            cls.path = crosscore.find(
+                os.path.join(os.path.dirname(args.tandemd), "bench", "core_pingpong"),
+                os.path.join(HERE, "..", "build-bench", "bench", "core_pingpong"))
+        cls.cpus = (first_cpu(args.server_cpu), first_cpu(args.loadgen_cpu))
+        cls.nice = args.nice
+        if cls.path is None:
+            log("bench/core_pingpong not built: the cross-core round trip is not measured")
+
+    @classmethod
+    def ns(cls):
+        return crosscore.measure(cls.path, cls.cpus[0], cls.cpus[1], cls.nice)
+
+
 def measured(srv, load, gen_procs=1):
     """Runs load() (a load generator's run, returning its figures) and adds the server's
     CPU and waiting shares, the machine's per-CPU use and `others`: how many cores'
@@ -118,9 +151,14 @@ def measured(srv, load, gen_procs=1):
 
 def undisturbed(args, what, run_once):
     """run_once() again, up to --retries times, while other processes took more than
-    --max-others cores' worth of time during it; the last result, with "attempts"."""
+    --max-others cores' worth of time during it; the last result, with "attempts" and
+    "cross_core_ns" (bench/core_pingpong just before the run and just after it)."""
     for attempt in range(args.retries + 1):
+        # Around the run, not during it: a server that polls (tandem's DPDK worker) would
+        # share the CPU with the probe.
+        before = CrossCore.ns()
         r = run_once()
+        r["cross_core_ns"] = [before, CrossCore.ns()]
         r["attempts"] = attempt + 1
         if r["others"] <= args.max_others:
             break
@@ -162,10 +200,11 @@ def socket_section(args, tmp, zone_file, query_file):
             r["round"] = rnd
             runs[kind].append(r)
             log("%s %8.0f qps; server CPU %s, waiting %s; %6.0f queries per CPU-second; "
-                "dnsperf CPU %s, waiting %s; lost %d; %s; others %.0f%%; load %.1f"
+                "dnsperf CPU %s, waiting %s; lost %d; %s; others %.0f%%; load %.1f; %s"
                 % (what, r["qps"], pct(r["cpu_share"]), pct(r["wait_share"]),
                    r["per_cpu_second"] or 0, pct(r["gen_cpu_share"]), pct(r["gen_wait_share"]),
-                   r["lost"], busy_text(r["cpus"]), 100 * r["others"], r["loadavg"]))
+                   r["lost"], busy_text(r["cpus"]), 100 * r["others"], r["loadavg"],
+                   cross_core_text(r)))
     return {"runs": runs, "missing": missing, "dnsperf": " ".join(gen.argv(("127.0.0.1", "PORT"))),
             "procs": args.dnsperf_procs, "notes": list(notes.values())}
 
@@ -279,11 +318,11 @@ def xdp_section(args, tmp, zone_file, query_file, rates=None):
 
 def log_xdp_run(what, r):
     log("%s sent %8d/s, %8d replies/s, %5.1f%% answered; server CPU %s, waiting %s; "
-        "kxdpgun CPU %s, waiting %s; %s; others %.0f%%; load %.1f"
+        "kxdpgun CPU %s, waiting %s; %s; others %.0f%%; load %.1f; %s"
         % (what, r["sent_pps"], r["replies_pps"], 100 * r["answered"],
            pct(r["cpu_share"]), pct(r["wait_share"]), pct(r["gen_cpu_share"]),
            pct(r["gen_wait_share"]), busy_text(r["cpus"]), 100 * r["others"],
-           r["loadavg"]))
+           r["loadavg"], cross_core_text(r)))
     if "veth_dropped" in r:
         log("%s: the server's veth dropped %d queries (its XDP socket's ring was full)"
             % (what, r["veth_dropped"]))
@@ -401,6 +440,9 @@ def parse_args(argv):
                          "the server or the generator, e.g. the veth's, counts as others)")
     ap.add_argument("--retries", type=int, default=2,
                     help="a disturbed run is done again at most this many times")
+    ap.add_argument("--core-pingpong", metavar="PATH",
+                    help="bench/core_pingpong, run before and after every run (default: beside "
+                         "--tandemd's build, else build-bench's)")
     ap.add_argument("--json", help="write the raw numbers to this file")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = ap.parse_args(argv)
@@ -453,9 +495,11 @@ def main(argv):
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _sigterm)
     started = time.monotonic()
+    CrossCore.setup(args)
     doc = {"command": os.environ.get("BENCH_COMPARE_COMMAND") or " ".join(sys.argv),
            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
-           "machine": machine(), "versions": versions(args.tandemd),
+           "machine": dict(machine(), cross_core_ns_start=CrossCore.ns()),
+           "versions": versions(args.tandemd),
            "settings": {k: v for k, v in vars(args).items() if k != "json"}, "sections": {}}
     tmp = tempfile.mkdtemp(prefix="tandem-bench-compare-")
     try:
@@ -488,6 +532,7 @@ def main(argv):
             shutil.rmtree(tmp, ignore_errors=True)
     doc["seconds"] = time.monotonic() - started
     doc["machine"]["loadavg_end"] = os.getloadavg()
+    doc["machine"]["cross_core_ns_end"] = CrossCore.ns()
     print(report.markdown(doc))
     if args.json:
         with open(args.json, "w") as f:

@@ -48,6 +48,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "integration"))
 from procs import stop_process as stop  # noqa: E402  (SIGTERM by pid, then SIGKILL)
+import crosscore  # noqa: E402
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 TANDEM_MAC = "02:00:00:00:00:01"
@@ -102,6 +103,11 @@ class Bench:
         self.netns_made = False
         self.rows = []
         self.crashes = []
+
+    def cross_core(self):
+        """bench/core_pingpong between the two CPUs of a run, when it is built."""
+        a = self.args
+        return crosscore.measure(a.core_pingpong, a.server_lcore, a.loadgen_lcore, a.nice)
 
     # --- processes ---------------------------------------------------------------------
 
@@ -182,6 +188,7 @@ class Bench:
         a new memif socket; returns the load generator's result and stats() of the peer."""
         sock = self.socket_path(name)
         peer = lg = None
+        cross = [self.cross_core()]
         try:
             if peer_role == "server":
                 peer = start_peer(sock)
@@ -192,6 +199,7 @@ class Bench:
                 self.wait_socket(sock, lg)
                 peer = start_peer(sock)
             result = self.wait_result(lg)
+            result["cross_core_ns"] = cross
             counters = stats() if stats else {}
             when = "during the run" if peer.poll() is not None else "when stopped"
             # The peer first, while the load generator lingers idle (see the docstring).
@@ -203,6 +211,7 @@ class Bench:
         finally:
             stop(peer)
             stop(lg)
+            cross.append(self.cross_core())
 
     # --- the ceiling: the load generator against a forwarder -------------------------------
 
@@ -260,11 +269,16 @@ class Bench:
         for rate in self.args.rates:
             refl = [r for p, r, _ in self.rows if p == "ceiling: reflector" and r["rate"] == rate]
             tand = [r for p, r, _ in self.rows if p.startswith("tandemd") and r["rate"] == rate]
-            per_run = [t["answered_qps"] / c["answered_qps"]
+            per_run = [(t["answered_qps"] / c["answered_qps"], Bench.far(t) or Bench.far(c))
                        for t, c in zip(tand, refl) if c["answered_qps"] > 0]
             if per_run:
-                out.append((rate, per_run, statistics.median(per_run)))
+                out.append((rate, per_run, statistics.median(x for x, _ in per_run)))
         return out
+
+    @staticmethod
+    def far(r):
+        """Whether the two CPUs were far apart before or after a run (crosscore.FAR_NS)."""
+        return any(v is not None and v > crosscore.FAR_NS for v in r.get("cross_core_ns") or [])
 
     # --- tandemd ---------------------------------------------------------------------------
 
@@ -322,7 +336,7 @@ class Bench:
 
     HEADER = ("%-24s %8s %8s %9s %9s %11s %6s %8s %7s  %s"
               % ("peer", "offered", "sent", "answered", "best 1s", "correct", "wrong", "lost",
-                 "lost%", "tandem rx/tx/tx_dropped/port missed"))
+                 "lost%", "cross-core before / after, tandem rx/tx/tx_dropped/port missed"))
 
     def add_row(self, peer, r, t):
         self.rows.append((peer, r, t))
@@ -336,9 +350,10 @@ class Bench:
         tandem = ("%d/%d/%d/%s" % (t.get("rx_packets", 0), t.get("tx_packets", 0),
                                    t.get("tx_dropped", 0), t.get("port_missed", "-"))
                   if t else "")
-        print("%-24s %8s %7.2fM %8.2fM %8.2fM %11d %6d %8d %6.3f%%  %s"
+        print("%-24s %8s %7.2fM %8.2fM %8.2fM %11d %6d %8d %6.3f%%  %s  %s"
               % (peer, offered, r["sent_pps"] / 1e6, r["answered_qps"] / 1e6, best / 1e6,
-                 r["correct"], r["wrong"], r["lost"], lost_pct, tandem), flush=True)
+                 r["correct"], r["wrong"], r["lost"], lost_pct,
+                 crosscore.text(r.get("cross_core_ns") or [None, None]), tandem), flush=True)
         if r["wrong"]:
             print("  wrong: id %d, question %d, rcode %d, answer %d, checksum %d, malformed %d"
                   % (r["wrong_id"], r["wrong_question"], r["wrong_rcode"], r["wrong_answer"],
@@ -400,6 +415,7 @@ def parse_args():
     a.loadgen = os.path.abspath(a.loadgen or os.path.join(a.build, "bench", "memif_loadgen"))
     ctl = a.tandemctl or os.path.join(a.build, "tandemctl")
     a.tandemctl = os.path.abspath(ctl) if os.path.exists(ctl) else None
+    a.core_pingpong = crosscore.find(os.path.join(a.build, "bench", "core_pingpong"))
     a.rates = [int(float(r)) for r in a.rate.split(",")]
     if a.zero_copy:
         a.tandem_role = "client"
@@ -425,9 +441,11 @@ def main():
     ratios = bench.ratios()
     if ratios and not args.json:
         for rate, per_run, median in ratios:
-            print("tandemd / reflector ceiling%s: %s (median %.2f)"
+            print("tandemd / reflector ceiling%s: %s (median %.2f; far: the two CPUs far "
+                  "apart, cross-core round trip above %d ns)"
                   % ("" if not rate else " at %.2fM offered" % (rate / 1e6),
-                     " / ".join("%.2f" % x for x in per_run), median))
+                     " / ".join("%.2f%s" % (x, " far" if far else "") for x, far in per_run),
+                     median, crosscore.FAR_NS))
     if args.json:
         print(json.dumps([{"peer": p, "loadgen": r, "tandem": t} for p, r, t in bench.rows],
                          indent=1))

@@ -5,6 +5,7 @@ figure, worked out from the measurements themselves.
 
 import statistics
 
+import crosscore
 import peers
 import workload
 
@@ -60,6 +61,30 @@ def _cores(runs):
             % ", ".join(parts)]
 
 
+FAR_NS = crosscore.FAR_NS  # bench/core_pingpong: above it, the two CPUs were far apart
+
+
+def _cross_core(runs):
+    """One sentence: the cross-core round trip around the runs, and the rounds in which
+    the two CPUs were far apart (any run of the round, before or after it)."""
+    values, far_rounds, rounds = [], set(), set()
+    for rs in runs.values():
+        for r in rs:
+            vs = [v for v in (r.get("cross_core_ns") or []) if v is not None]
+            values += vs
+            rounds.add(r.get("round", 0))
+            if any(v > FAR_NS for v in vs):
+                far_rounds.add(r.get("round", 0))
+    if not values:
+        return []
+    states = " / ".join("far" if rnd in far_rounds else "near" for rnd in sorted(rounds))
+    return ["Cross-core round trip between the server's and the load generator's CPU "
+            "(bench/core_pingpong, before and after each run): median %s ns, %s - %s; per round "
+            "%s (far: above %d ns in a run of the round; everything that crosses between the two "
+            "cores, replies included, is slower then)."
+            % (_n(_median(values)), _n(min(values)), _n(max(values)), states, FAR_NS)]
+
+
 def _disturbed(doc, runs):
     """How much other processes took during the runs, and the runs done again for it."""
     limit = doc["settings"]["max_others"]
@@ -76,14 +101,22 @@ def _disturbed(doc, runs):
     return [text + "."]
 
 
+def _cross_core_header(m):
+    start, end = m.get("cross_core_ns_start"), m.get("cross_core_ns_end")
+    if start is None and end is None:
+        return ""
+    return ("; cross-core round trip %s ns at the start, %s ns at the end"
+            % (_n(start) if start is not None else "-", _n(end) if end is not None else "-"))
+
+
 def _header(doc):
     m, v, s = doc["machine"], doc["versions"], doc["settings"]
     lines = ["# bench-compare: tandem, Knot DNS, NSD and BIND", "",
              "- Date: %s; run time %.0f s" % (doc["date"], doc["seconds"]),
              "- Command: `%s`" % doc["command"],
              "- Machine: nproc %d, %s, Linux %s, %.1f GiB; load average %.2f at the start, "
-             "%.2f at the end" % (m["nproc"], m["cpu"], m["kernel"], m["memory_gib"],
-                                  m["loadavg_start"][0], m["loadavg_end"][0]),
+             "%.2f at the end%s" % (m["nproc"], m["cpu"], m["kernel"], m["memory_gib"],
+                                    m["loadavg_start"][0], m["loadavg_end"][0], _cross_core_header(m)),
              "- Versions: %s; %s; NSD %s; %s; %s; %s"
              % (v["tandem"], v["knotd"], v["nsd"].replace("NSD version ", ""), v["named"],
                 v["dnsperf"], v["kxdpgun"]),
@@ -135,7 +168,7 @@ def _socket(doc, sec):
                         _spread([r["qps"] for r in rs])))
     lines += ["", "CPU and waiting: the share of the run's wall time the process tree ran on a CPU, "
               "and was runnable but waited for one (from /proc/PID/task/*/schedstat; one core = 100%)."]
-    lines += _cores(runs) + _disturbed(doc, runs)
+    lines += _cores(runs) + _cross_core(runs) + _disturbed(doc, runs)
     if not all(v == "server" for v in limits.values()):
         lines.append("Where the server is not the limit, queries/s measures the load generator or "
                      "the round trips, and its ratio does not compare the servers; queries per "
@@ -210,7 +243,7 @@ def _xdp(doc, sec):
                         _pct(m["cpu_share"]), _pct(m["wait_share"]),
                         _pct(m["gen_cpu_share"]), _pct(m["gen_wait_share"]),
                         _spread([r["replies_pps"] for r in rs])))
-    lines += [""] + _cores(runs) + _disturbed(doc, runs) + sec.get("notes", [])
+    lines += [""] + _cores(runs) + _cross_core(runs) + _disturbed(doc, runs) + sec.get("notes", [])
     lines += _losses(runs)
     full = [peers.LABELS[k] for k, m in med.items() if m["answered"] >= 0.99]
     if full:
@@ -336,7 +369,7 @@ def _xdp_rates(doc, sec):
     if short:
         lines.append("kxdpgun sent less than 97%% of the offered rate (%s): there the generator, "
                      "not the server, set the rate." % ", ".join(short))
-    lines += [""] + _cores(runs) + _disturbed(doc, runs) + sec.get("notes", [])
+    lines += [""] + _cores(runs) + _cross_core(runs) + _disturbed(doc, runs) + sec.get("notes", [])
     return lines + [""]
 
 

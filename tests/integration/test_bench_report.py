@@ -2,8 +2,9 @@
 """bench/report.py's xdp-rates section on made-up runs: the rate up to which each server
 answered every query (a failure at a lower rate ends it, even with a higher rate answered
 in full later), the per-round ratio, and what the report says of rounds that failed at the
-lowest rate, of a server that answered every rate and of a generator that fell short.
-A benchmark's arithmetic, checked without running one."""
+lowest rate, of a server that answered every rate and of a generator that fell short;
+and the cross-core round trip measured around the runs. A benchmark's arithmetic, checked
+without running one."""
 
 import os
 import sys
@@ -93,6 +94,35 @@ class Rendering(unittest.TestCase):
                       "above 400,000/s", text)
         self.assertIn("kxdpgun sent less than 97% of the offered rate (Knot DNS (XDP) at "
                       "100,000/s, Knot DNS (XDP) at 200,000/s", text)
+
+
+class CrossCore(unittest.TestCase):
+    """The cross-core round trip measured around each run: its median and spread, and which
+    rounds ran with the two CPUs far apart."""
+
+    def test_far_rounds_are_named(self):
+        runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[78.0, 80.0]),
+                           dict(run(1, 100000, 1.0), cross_core_ns=[79.0, 390.0])],
+                "knot": [dict(run(0, 100000, 1.0), cross_core_ns=[77.0, 81.0]),
+                         dict(run(1, 100000, 1.0), cross_core_ns=[380.0, 395.0])]}
+        text = " ".join(report._cross_core(runs))
+        self.assertIn("median 80 ns, 77 - 395", text)
+        self.assertIn("per round near / far", text)
+
+    def test_a_value_at_the_threshold_is_near_and_a_missing_one_is_skipped(self):
+        runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[report.FAR_NS, None])]}
+        self.assertIn("per round near", " ".join(report._cross_core(runs)))
+
+    def test_no_measurement_no_sentence(self):
+        self.assertEqual(report._cross_core({"tandem": [run(0, 100000, 1.0)]}), [])
+        self.assertEqual(report._cross_core({"tandem": [dict(run(0, 100000, 1.0),
+                                                             cross_core_ns=[None, None])]}), [])
+
+    def test_header(self):
+        self.assertEqual(report._cross_core_header({}), "")
+        self.assertEqual(report._cross_core_header({"cross_core_ns_start": 79.4,
+                                                    "cross_core_ns_end": None}),
+                         "; cross-core round trip 79 ns at the start, - ns at the end")
 
 
 if __name__ == "__main__":
