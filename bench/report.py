@@ -65,24 +65,32 @@ FAR_NS = crosscore.FAR_NS  # bench/core_pingpong: above it, the two CPUs were fa
 
 
 def _cross_core(runs):
-    """One sentence: the cross-core round trip around the runs, and the rounds in which
-    the two CPUs were far apart (any run of the round, before or after it)."""
-    values, far_rounds, rounds = [], set(), set()
+    """One sentence: the cross-core round trip around the runs, and how many runs began and
+    ended with the two CPUs near each other, far apart, or one then the other (the host
+    moves them within seconds, so a run's two probes bound its state only roughly)."""
+    values, near, far, changed, runs_probed = [], 0, 0, 0, 0
     for rs in runs.values():
         for r in rs:
             vs = [v for v in (r.get("cross_core_ns") or []) if v is not None]
+            if not vs:
+                continue
             values += vs
-            rounds.add(r.get("round", 0))
-            if any(v > FAR_NS for v in vs):
-                far_rounds.add(r.get("round", 0))
+            runs_probed += 1
+            n_far = sum(1 for v in vs if v > FAR_NS)
+            if n_far == 0:
+                near += 1
+            elif n_far == len(vs):
+                far += 1
+            else:
+                changed += 1
     if not values:
         return []
-    states = " / ".join("far" if rnd in far_rounds else "near" for rnd in sorted(rounds))
     return ["Cross-core round trip between the server's and the load generator's CPU "
-            "(bench/core_pingpong, before and after each run): median %s ns, %s - %s; per round "
-            "%s (far: above %d ns in a run of the round; everything that crosses between the two "
-            "cores, replies included, is slower then)."
-            % (_n(_median(values)), _n(min(values)), _n(max(values)), states, FAR_NS)]
+            "(bench/core_pingpong, just before and just after each run): median %s ns, %s - %s; "
+            "of %d runs, %d began and ended near (at most %d ns), %d far, %d changed between "
+            "(everything that crosses between the two cores, replies included, is slower far)."
+            % (_n(_median(values)), _n(min(values)), _n(max(values)), runs_probed, near,
+               FAR_NS, far, changed)]
 
 
 def _disturbed(doc, runs):

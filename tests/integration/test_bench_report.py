@@ -100,18 +100,20 @@ class CrossCore(unittest.TestCase):
     """The cross-core round trip measured around each run: its median and spread, and which
     rounds ran with the two CPUs far apart."""
 
-    def test_far_rounds_are_named(self):
+    def test_runs_near_far_and_changed(self):
         runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[78.0, 80.0]),
                            dict(run(1, 100000, 1.0), cross_core_ns=[79.0, 390.0])],
                 "knot": [dict(run(0, 100000, 1.0), cross_core_ns=[77.0, 81.0]),
                          dict(run(1, 100000, 1.0), cross_core_ns=[380.0, 395.0])]}
         text = " ".join(report._cross_core(runs))
         self.assertIn("median 80 ns, 77 - 395", text)
-        self.assertIn("per round near / far", text)
+        self.assertIn("of 4 runs, 2 began and ended near (at most 200 ns), 1 far, 1 changed", text)
 
     def test_a_value_at_the_threshold_is_near_and_a_missing_one_is_skipped(self):
-        runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[report.FAR_NS, None])]}
-        self.assertIn("per round near", " ".join(report._cross_core(runs)))
+        runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[report.FAR_NS, None]),
+                           dict(run(1, 100000, 1.0), cross_core_ns=[None, report.FAR_NS + 1])]}
+        self.assertIn("of 2 runs, 1 began and ended near (at most 200 ns), 1 far, 0 changed",
+                      " ".join(report._cross_core(runs)))
 
     def test_no_measurement_no_sentence(self):
         self.assertEqual(report._cross_core({"tandem": [run(0, 100000, 1.0)]}), [])
