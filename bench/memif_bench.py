@@ -21,10 +21,15 @@ question, rcode, empty answer or not) and reports sent, received, correct, wrong
 --ceiling also measures the load generator itself, without tandemd, against a macswap
 forwarder on the other core: its own (memif_loadgen --mode reflect) and, when installed
 (Debian package dpdk-dev), dpdk-testpmd --forward-mode=macswap. Their runs alternate with
-tandemd's, and the last lines give tandemd's answered rate over the reflector's, run by
-run: the link's own speed depends on how fast the two cores pass cache lines, which on a
-shared VM changes between hours (19.6 M and 7.5 M a second for the same reflector), so
-tandemd's figure is read against the ceiling of the same command.
+tandemd's.
+
+The link's speed depends on how fast the two cores pass cache lines, which on a shared VM
+changes when the host moves its vCPUs: here the same reflector carries about 21 M frames a
+second with the two near each other and 7-8 M with them far apart, and the host moves them
+within seconds. So bench/core_pingpong (when built) measures the cross-core round trip just
+before and just after every run; each row shows the two figures, and the last lines give
+each peer's median answered rate over its runs that began and ended near (at most
+crosscore.FAR_NS), far, or changed between.
 
 Each run has a new peer process. DPDK 22.11's memif can segfault an lcore polling a link
 whose peer disconnects, so the load generator stays connected, idle, after its report
@@ -262,23 +267,20 @@ class Bench:
                                     "dns", rate, self.tandem_stats)
                     self.add_row(label, r, t)
 
-    def ratios(self):
-        """Per rate: tandemd's answered rate over the reflector's, run by run (the n-th
-        tandemd run against the n-th reflector run), and their median."""
-        out = []
-        for rate in self.args.rates:
-            refl = [r for p, r, _ in self.rows if p == "ceiling: reflector" and r["rate"] == rate]
-            tand = [r for p, r, _ in self.rows if p.startswith("tandemd") and r["rate"] == rate]
-            per_run = [(t["answered_qps"] / c["answered_qps"], Bench.far(t) or Bench.far(c))
-                       for t, c in zip(tand, refl) if c["answered_qps"] > 0]
-            if per_run:
-                out.append((rate, per_run, statistics.median(x for x, _ in per_run)))
-        return out
-
-    @staticmethod
-    def far(r):
-        """Whether the two CPUs were far apart before or after a run (crosscore.FAR_NS)."""
-        return any(v is not None and v > crosscore.FAR_NS for v in r.get("cross_core_ns") or [])
+    def by_state(self):
+        """Per peer and offered rate: the answered rates of its runs that began and ended
+        with the two CPUs near each other, of those far apart at both ends, and of those
+        that changed between (crosscore.FAR_NS). The host moves the two vCPUs within
+        seconds, so runs are compared state with state rather than one after the other."""
+        groups = {}
+        for peer, r, _ in self.rows:
+            vs = [v for v in r.get("cross_core_ns") or [] if v is not None]
+            if not vs:
+                continue
+            n_far = sum(1 for v in vs if v > crosscore.FAR_NS)
+            state = "near" if n_far == 0 else "far" if n_far == len(vs) else "changed"
+            groups.setdefault((peer, r["rate"]), {}).setdefault(state, []).append(r["answered_qps"])
+        return groups
 
     # --- tandemd ---------------------------------------------------------------------------
 
@@ -438,14 +440,15 @@ def main():
         bench.close()
     for c in bench.crashes:
         print("CRASH: " + c, file=sys.stderr)
-    ratios = bench.ratios()
-    if ratios and not args.json:
-        for rate, per_run, median in ratios:
-            print("tandemd / reflector ceiling%s: %s (median %.2f; far: the two CPUs far "
-                  "apart, cross-core round trip above %d ns)"
-                  % ("" if not rate else " at %.2fM offered" % (rate / 1e6),
-                     " / ".join("%.2f%s" % (x, " far" if far else "") for x, far in per_run),
-                     median, crosscore.FAR_NS))
+    groups = bench.by_state()
+    if groups and not args.json:
+        print("answered/s by the two CPUs' state at the run's start and end (near: a cross-core "
+              "round trip of at most %d ns), median (runs):" % crosscore.FAR_NS)
+        for (peer, rate), states in groups.items():
+            print("  %-34s %s" % (peer + ("" if not rate else " at %.2fM" % (rate / 1e6)),
+                                  "; ".join("%s %.2fM (%d)" % (st, statistics.median(v) / 1e6, len(v))
+                                            for st in ("near", "changed", "far")
+                                            for v in [states.get(st)] if v)))
     if args.json:
         print(json.dumps([{"peer": p, "loadgen": r, "tandem": t} for p, r, t in bench.rows],
                          indent=1))
