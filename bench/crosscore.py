@@ -1,21 +1,27 @@
 """bench/core_pingpong from Python: how fast two CPUs pass a cache line, in ns per round
-trip (the median of three rounds of 100 ms). Everything a benchmark sends between its two
-cores pays it, and on a VM whose host places the two vCPUs close together at one time and
-far apart at another it changes several times over (about 80 ns against 350-400 ns on the
-machine docs/benchmarks.md describes); bench-compare and memif_bench.py measure it around
-every run so that a figure can be read against the state the machine was in."""
+trip (the median of three rounds of 100 ms, each round's fastest batch). Everything a
+benchmark sends between its two cores pays it, and on a VM whose host places the two
+vCPUs near each other at one time and far apart at another it changes several times over
+within seconds (72-90 ns against 356-432 ns on the machine docs/benchmarks.md
+describes); bench-compare and memif_bench.py measure it around their runs so that a
+figure can be read against the state the machine was in."""
 
 import json
 import os
 import subprocess
+import sys
 
 # Above this many ns, the two CPUs were far apart (between the two states seen here).
 FAR_NS = 200
 
 
 def find(*candidates):
-    """The first executable among the candidate paths, or None."""
-    return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
+    """The first executable file among the candidate paths, or None."""
+    return next((c for c in candidates
+                 if c and os.path.isfile(c) and os.access(c, os.X_OK)), None)
+
+
+_warned = []  # the first failure is told on stderr, once
 
 
 def measure(path, cpu_a, cpu_b, nice=0):
@@ -27,9 +33,16 @@ def measure(path, cpu_a, cpu_b, nice=0):
         argv = ["nice", "-n", str(nice)] + argv
     try:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=20)
-        return json.loads(r.stdout)["median_ns"] if r.returncode == 0 else None
-    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError):
-        return None
+        if r.returncode == 0:
+            return json.loads(r.stdout)["median_ns"]
+        why = "exit status %d: %s" % (r.returncode, r.stderr.strip())
+    except (OSError, subprocess.TimeoutExpired, ValueError, KeyError) as e:
+        why = str(e) or type(e).__name__
+    if not _warned:
+        _warned.append(why)
+        print("%s: the cross-core round trip is not measured (%s)" % (path, why),
+              file=sys.stderr, flush=True)
+    return None
 
 
 def text(values):

@@ -26,8 +26,10 @@ tandemd's.
 The link's speed depends on how fast the two cores pass cache lines, which on a shared VM
 changes when the host moves its vCPUs: here the same reflector carries about 21 M frames a
 second with the two near each other and 7-8 M with them far apart, and the host moves them
-within seconds. So bench/core_pingpong (when built) measures the cross-core round trip just
-before and just after every run; each row shows the two figures, and the last lines give
+within seconds. So bench/core_pingpong (when built) measures the cross-core round trip
+before every run (before its peer starts: a polling peer would share the CPU with it, so
+this is up to the peer's start-up time, a few seconds, ahead of the run) and just after
+it; each row shows the two figures, and the last lines give
 each peer's median answered rate over its runs that began and ended near (at most
 crosscore.FAR_NS), far, or changed between.
 
@@ -249,9 +251,8 @@ class Bench:
 
     def measure(self):
         """Every run of every rate; with --ceiling, the forwarders' runs alternate with
-        tandemd's (reflector, testpmd, tandemd, reflector, ...), so that a ratio of tandemd
-        to the ceiling compares runs made minutes apart at most. (This machine's cross-core
-        speed changes by a factor of two and more between hours.)"""
+        tandemd's (reflector, testpmd, tandemd, reflector, ...), so that neither side's
+        runs all fall in one state of the machine (see by_state)."""
         a = self.args
         peers = self.ceiling_peers() if a.ceiling else []
         if not a.no_tandem:

@@ -97,8 +97,8 @@ class Rendering(unittest.TestCase):
 
 
 class CrossCore(unittest.TestCase):
-    """The cross-core round trip measured around each run: its median and spread, and which
-    rounds ran with the two CPUs far apart."""
+    """The cross-core round trip measured around each run: its median and spread, and how
+    many runs began and ended with the two CPUs near each other, far apart, or changed."""
 
     def test_runs_near_far_and_changed(self):
         runs = {"tandem": [dict(run(0, 100000, 1.0), cross_core_ns=[78.0, 80.0]),
