@@ -19,7 +19,10 @@ Sections (--only):
           zone's SOA is answered over UDP.
 
 Every server is pinned to --server-cpu and every load generator to --loadgen-cpu, so on
-two cores each has a core of its own. Load goes only to 127.0.0.1 and to the namespaces
+two cores each has a core of its own. bench/core_pingpong measures the round trip of a
+cache line between those two CPUs just before and just after every run (the host of a VM
+moves its vCPUs near each other and far apart within seconds, and every figure here
+crosses between the two); the report counts the runs in each state. Load goes only to 127.0.0.1 and to the namespaces
 this script creates; they are removed at the end, also on an error or a signal.
 """
 
