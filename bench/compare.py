@@ -491,8 +491,19 @@ def parse_args(argv):
 def main(argv):
     args = parse_args(argv)
     if args.from_json:
-        with open(args.from_json) as f:
-            print(report.markdown(json.load(f)))
+        try:
+            with open(args.from_json) as f:
+                doc = json.load(f)
+            text = report.markdown(doc)
+        except OSError as e:
+            sys.exit("bench-compare: --from-json %s: %s" % (args.from_json, e.strerror))
+        except ValueError as e:
+            sys.exit("bench-compare: --from-json %s: not JSON: %s" % (args.from_json, e))
+        except (KeyError, TypeError, AttributeError) as e:
+            sys.exit("bench-compare: --from-json %s: not a run this version can print (%s %s "
+                     "missing or of another kind; an older bench-compare wrote it?)"
+                     % (args.from_json, type(e).__name__, e))
+        print(text)
         return 0
     # Also SIGINT: started in the background by a script, we would inherit it ignored.
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):

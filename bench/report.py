@@ -95,6 +95,8 @@ def _cross_core(runs):
 
 def _disturbed(doc, runs):
     """How much other processes took during the runs, and the runs done again for it."""
+    if "max_others" not in doc["settings"]:
+        return []  # a run from before others were measured (an older --json file)
     limit = doc["settings"]["max_others"]
     others = [r.get("others", 0) for rs in runs.values() for r in rs]
     again = sum(r.get("attempts", 1) - 1 for rs in runs.values() for r in rs)
@@ -130,7 +132,7 @@ def _header(doc):
                 v["dnsperf"], v["kxdpgun"]),
              "- Every server pinned to CPU %s, every load generator to CPU %s%s; %d round(s), the "
              "servers alternated, medians (spread: lowest - highest round)"
-             % (s["server_cpu"], s["loadgen_cpu"], (", all at nice %d" % s["nice"]) if s["nice"] else "",
+             % (s["server_cpu"], s["loadgen_cpu"], (", all at nice %d" % s["nice"]) if s.get("nice") else "",
                 s["rounds"]), ""]
     return lines
 

@@ -127,5 +127,33 @@ class CrossCore(unittest.TestCase):
                          "; cross-core round trip 79 ns at the start, - ns at the end")
 
 
+class OlderFiles(unittest.TestCase):
+    """--from-json prints what an older run recorded, and says clearly when it cannot."""
+
+    COMPARE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "bench",
+                           "compare.py")
+
+    def from_json(self, content):
+        import subprocess
+        import tempfile
+        with tempfile.NamedTemporaryFile("w", suffix=".json") as f:
+            f.write(content)
+            f.flush()
+            return subprocess.run([sys.executable, self.COMPARE, "--from-json", f.name],
+                                  capture_output=True, text=True, timeout=30)
+
+    def test_runs_from_before_the_disturbance_check(self):
+        self.assertEqual(report._disturbed({"settings": {}}, {"tandem": [run(0, 100000, 1.0)]}), [])
+
+    def test_unreadable_files_get_a_clear_error(self):
+        r = self.from_json("not json")
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not JSON", r.stderr)
+        r = self.from_json('{"settings": {}}')
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("not a run this version can print", r.stderr)
+        self.assertNotIn("Traceback", r.stderr)
+
+
 if __name__ == "__main__":
     unittest.main(argv=[sys.argv[0]] + sys.argv[1:], verbosity=2)
