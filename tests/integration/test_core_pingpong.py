@@ -73,7 +73,7 @@ class Program(unittest.TestCase):
              "end = time.monotonic() + 5\nwhile time.monotonic() < end: pass\n" % b])
         try:
             time.sleep(0.2)
-            r = run("--cpus", "%d,%d" % (a, b), "--ms", "300", "--rounds", "1", "--json")
+            r = run("--cpus", "%d,%d" % (a, b), "--ms", "600", "--rounds", "1", "--json")
         finally:
             hog.kill()
             hog.wait()
