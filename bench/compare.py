@@ -22,8 +22,9 @@ Every server is pinned to --server-cpu and every load generator to --loadgen-cpu
 two cores each has a core of its own. bench/core_pingpong measures the round trip of a
 cache line between those two CPUs just before and just after every run (the host of a VM
 moves its vCPUs near each other and far apart within seconds, and every figure here
-crosses between the two); the report counts the runs in each state. Load goes only to 127.0.0.1 and to the namespaces
-this script creates; they are removed at the end, also on an error or a signal.
+crosses between the two); the report counts the runs in each state. Load goes only to
+127.0.0.1 and to the namespaces this script creates; they are removed at the end, also on
+an error or a signal.
 """
 
 import argparse
@@ -118,7 +119,8 @@ class CrossCore:
         if args.core_pingpong:
             cls.path = crosscore.find(args.core_pingpong)
             if cls.path is None:
-                sys.exit("--core-pingpong %s: not an executable" % args.core_pingpong)
+                sys.exit("bench-compare: --core-pingpong %s: not an executable file"
+                         % args.core_pingpong)
         else:
             cls.path = crosscore.find(
                 os.path.join(os.path.dirname(args.tandemd), "bench", "core_pingpong"),
