@@ -29,9 +29,9 @@ second with the two near each other and 7-8 M with them far apart, and the host 
 within seconds. So bench/core_pingpong (when built) measures the cross-core round trip
 before every run (before its peer starts: a polling peer would share the CPU with it, so
 this is up to the peer's start-up time, a few seconds, ahead of the run) and just after
-it; each row shows the two figures, and the last lines give
-each peer's median answered rate over its runs that began and ended near (at most
-crosscore.FAR_NS), far, or changed between.
+it; each row shows the two figures, and the last lines give each peer's median answered
+rate over its runs that began and ended near (at most crosscore.FAR_NS), far, or changed
+between.
 
 Each run has a new peer process. DPDK 22.11's memif can segfault an lcore polling a link
 whose peer disconnects, so the load generator stays connected, idle, after its report
