@@ -172,6 +172,41 @@ def undisturbed(args, what, run_once):
     return r
 
 
+LO_RPS = "/sys/class/net/lo/queues/rx-0/rps_cpus"
+
+
+class LoopbackSteering:
+    """With --loopback-rps: loopback's receive processing steered (RPS) to the load
+    generator's CPU for the socket section, the former mask restored afterwards (also on
+    an error or a signal). On loopback the receive side of a datagram runs in softirq on
+    the sending CPU, so without it each server's CPU time includes delivering its replies
+    into dnsperf's socket and waking dnsperf: the same work per reply for every server,
+    which narrows every ratio. A machine-wide setting, for the section's duration."""
+
+    def __init__(self, cpu):
+        self.mask = "%x" % (1 << cpu)
+        self.saved = None
+
+    def __enter__(self):
+        try:
+            with open(LO_RPS) as f:
+                self.saved = f.read().strip()
+            with open(LO_RPS, "w") as f:
+                f.write(self.mask)
+        except OSError as e:
+            sys.exit("bench-compare: --loopback-rps: cannot set %s (%s; it needs root)"
+                     % (LO_RPS, e.strerror))
+        log("socket: loopback receive processing steered to CPU mask %s (was %s)"
+            % (self.mask, self.saved))
+        return self
+
+    def __exit__(self, *exc):
+        if self.saved is not None:
+            with open(LO_RPS, "w") as f:
+                f.write(self.saved)
+        return False
+
+
 def socket_section(args, tmp, zone_file, query_file):
     kinds, missing = available(list(args.servers))
     gen = loadgen.Dnsperf(query_file, args.duration, clients=args.dnsperf_clients,
@@ -445,6 +480,10 @@ def parse_args(argv):
                          "the server or the generator, e.g. the veth's, counts as others)")
     ap.add_argument("--retries", type=int, default=2,
                     help="a disturbed run is done again at most this many times")
+    ap.add_argument("--loopback-rps", action="store_true",
+                    help="socket section: steer loopback's receive processing to the load "
+                         "generator's CPU (RPS on lo, restored after), so that a server's CPU "
+                         "time leaves out delivering its replies into dnsperf's socket (root)")
     ap.add_argument("--core-pingpong", metavar="PATH",
                     help="bench/core_pingpong, run before and after every run (default: beside "
                          "--tandemd's build, else build-bench's)")
@@ -529,7 +568,12 @@ def main(argv):
                 continue
             t0 = time.monotonic()
             if section == "socket":
-                res = socket_section(args, tmp, zone_file, query_file)
+                if args.loopback_rps:
+                    with LoopbackSteering(first_cpu(args.loadgen_cpu)) as steering:
+                        res = socket_section(args, tmp, zone_file, query_file)
+                    res["loopback_rps"] = steering.mask
+                else:
+                    res = socket_section(args, tmp, zone_file, query_file)
             elif section == "xdp":
                 res = xdp_section(args, tmp, zone_file, query_file)
             elif section == "xdp-rates":

@@ -147,6 +147,18 @@ def _socket_limit(m):
     return "neither: round trips"
 
 
+def _steering(sec):
+    """Where loopback's receive side ran (--loopback-rps), in a sentence."""
+    mask = sec.get("loopback_rps")
+    if not mask:
+        return (" Loopback's receive side runs on the sending CPU, so each server's CPU time "
+                "includes delivering its replies into dnsperf's socket.")
+    cpus = [i for i in range(64) if int(mask, 16) >> i & 1]
+    return (" Loopback's receive side was steered to CPU %s (`--loopback-rps`), so a server's "
+            "CPU time leaves out delivering its replies into dnsperf's socket, and dnsperf's "
+            "core does that work too." % ",".join(str(c) for c in cpus))
+
+
 def _socket(doc, sec):
     s = doc["settings"]
     runs = sec["runs"]
@@ -154,10 +166,10 @@ def _socket(doc, sec):
     med = {k: {f: _median([r[f] for r in rs]) for f in fields} for k, rs in runs.items()}
     ref = runs.get("tandem", [])
     lines = ["## Socket mode: UDP on loopback, one worker each", "",
-             "Zone: %s hosts (%s records). Queries: %s. Load: `%s`%s, %d s per run."
+             "Zone: %s hosts (%s records). Queries: %s. Load: `%s`%s, %d s per run.%s"
              % (_n(s["zone_names"]), _n(doc.get("zone_records")), workload.MIX_TEXT, sec["dnsperf"],
                 (" (%d processes at once)" % sec["procs"]) if sec["procs"] > 1 else "",
-                s["duration"]), "",
+                s["duration"], _steering(sec)), "",
              "| server | queries/s | x tandem | queries per server CPU-second | x tandem "
              "| server CPU / waiting | dnsperf CPU / waiting | limited by | lost | reply bytes "
              "| average latency | queries/s, spread |",

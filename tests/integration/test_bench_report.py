@@ -127,6 +127,13 @@ class CrossCore(unittest.TestCase):
                          "; cross-core round trip 79 ns at the start, - ns at the end")
 
 
+class LoopbackSteering(unittest.TestCase):
+    def test_where_loopback_receive_ran(self):
+        self.assertIn("steered to CPU 1 (`--loopback-rps`)", report._steering({"loopback_rps": "2"}))
+        self.assertIn("steered to CPU 0,3", report._steering({"loopback_rps": "9"}))
+        self.assertIn("runs on the sending CPU", report._steering({}))
+
+
 class OlderFiles(unittest.TestCase):
     """--from-json prints what an older run recorded, and says clearly when it cannot."""
 
