@@ -45,6 +45,17 @@ def measure(path, cpu_a, cpu_b, nice=0):
     return None
 
 
+def state(values):
+    """A run's state from the figures measured before and after it: "near" (every one at
+    most FAR_NS), "far" (every one above), "changed" (one of each), or None (none
+    measured)."""
+    vs = [v for v in values or [] if v is not None]
+    if not vs:
+        return None
+    n_far = sum(1 for v in vs if v > FAR_NS)
+    return "near" if n_far == 0 else "far" if n_far == len(vs) else "changed"
+
+
 def text(values):
     """'79 / 80 ns' for the values measured before and after a run ('-' for a missing one)."""
     return " / ".join("-" if v is None else "%.0f" % v for v in values) + " ns"

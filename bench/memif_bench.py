@@ -275,11 +275,9 @@ class Bench:
         seconds, so runs are compared state with state rather than one after the other."""
         groups = {}
         for peer, r, _ in self.rows:
-            vs = [v for v in r.get("cross_core_ns") or [] if v is not None]
-            if not vs:
+            state = crosscore.state(r.get("cross_core_ns"))
+            if state is None:
                 continue
-            n_far = sum(1 for v in vs if v > crosscore.FAR_NS)
-            state = "near" if n_far == 0 else "far" if n_far == len(vs) else "changed"
             groups.setdefault((peer, r["rate"]), {}).setdefault(state, []).append(r["answered_qps"])
         return groups
 

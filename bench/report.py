@@ -68,29 +68,22 @@ def _cross_core(runs):
     """One sentence: the cross-core round trip around the runs, and how many runs began and
     ended with the two CPUs near each other, far apart, or one then the other (the host
     moves them within seconds, so a run's two probes bound its state only roughly)."""
-    values, near, far, changed, runs_probed = [], 0, 0, 0, 0
+    values, states = [], {"near": 0, "far": 0, "changed": 0}
     for rs in runs.values():
         for r in rs:
-            vs = [v for v in (r.get("cross_core_ns") or []) if v is not None]
-            if not vs:
+            st = crosscore.state(r.get("cross_core_ns"))
+            if st is None:
                 continue
-            values += vs
-            runs_probed += 1
-            n_far = sum(1 for v in vs if v > FAR_NS)
-            if n_far == 0:
-                near += 1
-            elif n_far == len(vs):
-                far += 1
-            else:
-                changed += 1
+            values += [v for v in r["cross_core_ns"] if v is not None]
+            states[st] += 1
     if not values:
         return []
     return ["Cross-core round trip between the server's and the load generator's CPU "
             "(bench/core_pingpong, just before and just after each run): median %s ns, %s - %s; "
             "of %d runs, %d began and ended near (at most %d ns), %d far, %d changed between "
             "(everything that crosses between the two cores, replies included, is slower far)."
-            % (_n(_median(values)), _n(min(values)), _n(max(values)), runs_probed, near,
-               FAR_NS, far, changed)]
+            % (_n(_median(values)), _n(min(values)), _n(max(values)), sum(states.values()),
+               states["near"], FAR_NS, states["far"], states["changed"])]
 
 
 def _disturbed(doc, runs):

@@ -113,6 +113,13 @@ class Wrapper(unittest.TestCase):
         self.assertIsNone(crosscore.find(os.path.dirname(PROGRAM)))  # a directory is no program
         self.assertEqual(crosscore.find(None, os.path.dirname(PROGRAM), PROGRAM), PROGRAM)
 
+    def test_state(self):
+        self.assertEqual(crosscore.state([80.0, crosscore.FAR_NS]), "near")
+        self.assertEqual(crosscore.state([crosscore.FAR_NS + 1, None]), "far")
+        self.assertEqual(crosscore.state([80.0, 390.0]), "changed")
+        self.assertIsNone(crosscore.state([None, None]))
+        self.assertIsNone(crosscore.state(None))
+
     def test_text(self):
         self.assertEqual(crosscore.text([79.4, None]), "79 / - ns")
 
