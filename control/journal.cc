@@ -102,8 +102,7 @@ void RecordsNotIn(const zone::Zone& a, const zone::Zone& b, std::vector<dns::Rec
       if (set->type == dns::kTypeSOA) continue;
       const zone::RRset* other = id == zone::kNone ? nullptr : b.FindRRset(b.node(id), set->type);
       bool same_ttl = other != nullptr && other->ttl == set->ttl;
-      zone::Rdata rr = a.First(*set);
-      for (uint16_t k = 0; k < set->count; ++k, rr = a.Next(rr))
+      for (zone::Rdata rr : a.Records(*set))
         if (!same_ttl || !RRsetHas(b, *other, rr.data, rr.size))
           out->push_back(MakeRecord(name, n.name_len, set->type, set->ttl, rr));
     }

@@ -226,8 +226,7 @@ bool ZoneHas(const zone::Zone& z, const uint8_t* owner, size_t owner_len, uint16
 bool RRsetHas(const zone::Zone& z, const zone::RRset& set, const uint8_t* rdata, uint16_t rdlen) {
   bool names = dns::HasNames(set.type);
   std::string want;
-  zone::Rdata rr = z.First(set);
-  for (uint16_t k = 0; k < set.count; ++k, rr = z.Next(rr)) {
+  for (zone::Rdata rr : z.Records(set)) {
     if (rr.size == rdlen && std::memcmp(rr.data, rdata, rdlen) == 0) return true;
     if (!names) continue;
     // Names inside RDATA compare without case: a primary may spell them differently.

@@ -139,8 +139,7 @@ bool ForEachRecord(const zone::Zone& z, F&& f) {
     const uint8_t* owner = z.NodeName(n);
     for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
       if (set == &soa) continue;
-      zone::Rdata rr = z.First(*set);
-      for (uint16_t k = 0; k < set->count; ++k, rr = z.Next(rr))
+      for (zone::Rdata rr : z.Records(*set))
         if (!call(owner, n.name_len, set->type, set->ttl, rr.data, rr.size)) return false;
     }
   }

@@ -76,8 +76,7 @@ class Response {
   bool PutSet(Section s, const uint8_t* owner, const RRset& set, uint32_t ttl) {
     if (truncated_) return false;
     size_t start = w_.size();
-    zone::Rdata rr = z_.First(set);
-    for (uint16_t k = 0; k < set.count; ++k, rr = z_.Next(rr)) {
+    for (zone::Rdata rr : z_.Records(set)) {
       if (!w_.WriteRecord(owner, set.type, ttl, rr.data, rr.size)) {
         w_.Rollback(start);
         if (s != kAdditional) truncated_ = true;

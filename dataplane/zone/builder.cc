@@ -391,11 +391,6 @@ std::shared_ptr<const Zone> ZoneBuilder::Build() {
     }
     i = node_end;
   }
-  // Iterating an RRset calls Next() once past its last record; a zero length after the
-  // last RRset keeps that read inside the arena.
-  z.rdata_.push_back(0);
-  z.rdata_.push_back(0);
-
   const Node& apex = z.nodes_[0];
   if (!z.FindRRset(apex, dns::kTypeSOA))
     errors_.push_back({{}, absl::StrCat(z.name_text_, ": no SOA record at the zone apex")});
@@ -442,8 +437,7 @@ void ZoneBuilder::FillAdditional(Zone& z) {
     int off = AdditionalTargetOffset(set.type);
     if (off < 0) continue;
     set.additional = static_cast<uint32_t>(z.additional_.size());
-    Rdata rr = z.First(set);
-    for (uint16_t k = 0; k < set.count; ++k, rr = z.Next(rr)) {
+    for (Rdata rr : z.Records(set)) {
       uint8_t target[dns::kMaxNameLength];
       size_t len = rr.size - off;  // the name ends the RDATA less its offset, or comes first
       len = dns::WireNameLength(rr.data + off, len);

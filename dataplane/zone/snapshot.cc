@@ -169,11 +169,6 @@ const RRset* Zone::FindRRset(const Node& n, uint16_t type) const {
   return nullptr;
 }
 
-Rdata Zone::First(const RRset& set) const {
-  const uint8_t* p = (packed() ? packed_.data() : rdata_.data()) + set.rdata;
-  return {p + 2, static_cast<uint16_t>(p[0] << 8 | p[1])};
-}
-
 bool Zone::PreferHugePages() const {
   if (huge_pages_.exchange(true)) return false;
   // Every array (empty ones cost nothing): a zone too large to pack answers from the
@@ -233,7 +228,6 @@ void Zone::Pack() {
     start[i] = static_cast<uint32_t>(total);
     total += bytes;
   }
-  total += 2;  // a zero length past the last RRset, as in rdata_ (Next past the end reads it)
   if (total > UINT32_MAX) return;
   packed_.assign(total, 0);
   const uint32_t soa_index = soa_rrset_;

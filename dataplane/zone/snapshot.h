@@ -80,10 +80,40 @@ struct Node {
   uint32_t rrset_count;
 };
 
-// Iterates the records of an RRset: for (auto rr : zone.Records(set)) { rr.data, rr.size }.
+// One record's RDATA, in wire form.
 struct Rdata {
   const uint8_t* data;
   uint16_t size;
+};
+
+// The records of an RRset, in order: for (Rdata rr : zone.Records(set)). Reads only the
+// set's own bytes: a step past the last record would read the next node's, in another
+// cache line, which a lookup has no reason to have brought in.
+class RecordRange {
+ public:
+  class iterator {
+   public:
+    iterator(const uint8_t* at, uint16_t left) : at_(at), left_(left) {}
+    Rdata operator*() const { return {at_ + 2, Length()}; }
+    iterator& operator++() {
+      at_ += 2u + Length();
+      --left_;
+      return *this;
+    }
+    bool operator!=(const iterator& other) const { return left_ != other.left_; }
+
+   private:
+    uint16_t Length() const { return static_cast<uint16_t>(at_[0] << 8 | at_[1]); }
+    const uint8_t* at_;  // the record's length octets
+    uint16_t left_;      // records from here to the end
+  };
+  RecordRange(const uint8_t* first, uint16_t count) : first_(first), count_(count) {}
+  iterator begin() const { return {first_, count_}; }
+  iterator end() const { return {nullptr, 0}; }
+
+ private:
+  const uint8_t* first_;
+  uint16_t count_;
 };
 
 class Zone {
@@ -114,10 +144,10 @@ class Zone {
   }
   const RRset* RRsetsEnd(const Node& n) const { return RRsetsBegin(n) + n.rrset_count; }
 
-  Rdata First(const RRset& set) const;
-  Rdata Next(Rdata rr) const {
-    const uint8_t* p = rr.data + rr.size;
-    return {p + 2, static_cast<uint16_t>(p[0] << 8 | p[1])};
+  // The set's first record (every RRset has one).
+  Rdata First(const RRset& set) const { return *Records(set).begin(); }
+  RecordRange Records(const RRset& set) const {
+    return {(packed() ? packed_.data() : rdata_.data()) + set.rdata, set.count};
   }
   uint32_t AdditionalNode(const RRset& set, uint16_t i) const {
     return set.additional == kNone ? kNone : additional_[set.additional + i];

@@ -755,8 +755,7 @@ std::vector<std::string> ZoneOrder(const zone::Zone& z) {
     const zone::Node& n = z.NodeAt(i);
     for (const zone::RRset* set = z.RRsetsBegin(n); set != z.RRsetsEnd(n); ++set) {
       if (set->type == dns::kTypeSOA) continue;
-      zone::Rdata rr = z.First(*set);
-      for (uint16_t k = 0; k < set->count; ++k, rr = z.Next(rr)) out.push_back(id(n, *set, rr));
+      for (zone::Rdata rr : z.Records(*set)) out.push_back(id(n, *set, rr));
     }
   }
   return out;

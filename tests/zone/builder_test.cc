@@ -70,8 +70,7 @@ std::vector<std::string> Listing(const Zone& z) {
     const Node& n = z.NodeAt(i);
     std::string owner = dns::NameToText(z.NodeName(n));
     for (const RRset* s = z.RRsetsBegin(n); s != z.RRsetsEnd(n); ++s) {
-      Rdata rr = z.First(*s);
-      for (uint16_t k = 0; k < s->count; ++k, rr = z.Next(rr))
+      for (Rdata rr : z.Records(*s))
         out.push_back(absl::StrCat(owner, " ", s->type, " ",
                                    std::string(reinterpret_cast<const char*>(rr.data), rr.size)));
     }
@@ -130,8 +129,7 @@ TEST(ZoneBuilder, RRsetKeepsTheOrderRecordsCameIn) {
   ASSERT_NE(txt, nullptr);
   ASSERT_EQ(txt->count, 3u);
   std::vector<std::string> got;
-  Rdata rr = z->First(*txt);
-  for (uint16_t k = 0; k < txt->count; ++k, rr = z->Next(rr))
+  for (Rdata rr : z->Records(*txt))
     got.emplace_back(reinterpret_cast<const char*>(rr.data) + 1, rr.size - 1);
   EXPECT_EQ(got, (std::vector<std::string>{"first", "second", "third"}));
   EXPECT_EQ(z->serial(), 7u);  // the SOA found at the apex although NS came after it
@@ -282,10 +280,8 @@ TEST(ZoneBuilder, NodesLieBesideTheirData) {
     ASSERT_EQ(at(z->NodeName(n)), at(z->RRsetsEnd(n))) << owner;
     uintptr_t end = at(z->NodeName(n)) + n.name_len;
     for (const RRset* s = z->RRsetsBegin(n); s != z->RRsetsEnd(n); ++s) {
-      Rdata rr = z->First(*s);
-      ASSERT_EQ(at(rr.data), end + 2) << owner;  // (length, bytes) records, set after set
-      for (uint16_t k = 1; k < s->count; ++k) rr = z->Next(rr);
-      end = at(rr.data) + rr.size;
+      ASSERT_EQ(at(z->First(*s).data), end + 2) << owner;  // (length, bytes) records, set after set
+      for (Rdata rr : z->Records(*s)) end = at(rr.data) + rr.size;
     }
     previous_end = end;
   }
