@@ -405,7 +405,7 @@ size_t QueryHandler::AnswerImpl(const zone::Snapshot* snapshot, const PreparedQu
                                               : UdpLimit(q, options_, out_cap);
   size_t opt_size = q.has_edns ? 11 : 0;
   MessageWriter w(out, limit - opt_size - reserve);
-  w.StartAfterQuestion(q.question_end, q.qname.labels);
+  w.StartAfterQuestion(q.question_end, q.qname.labels, q.qname_offsets);
 
   uint8_t rcode = dns::kNoError;
   bool aa = false;

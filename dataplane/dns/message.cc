@@ -112,18 +112,12 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   return QueryVerdict::kOk;
 }
 
-void MessageWriter::StartAfterQuestion(size_t question_end, int qname_labels) {
+void MessageWriter::StartAfterQuestion(size_t question_end, int qname_labels, const uint8_t* label_offsets) {
   pos_ = question_end;
   ntargets_ = 0;
   qname_labels_ = qname_labels;
   qname_root_ = question_end - 5;  // before the root: QTYPE, QCLASS
-  question_targets_pending_ = true;
-}
-
-// Registers every suffix of the question name as a target, ahead of any other.
-void MessageWriter::AddQuestionTargets() {
-  question_targets_pending_ = false;
-  AddTargets(kHeaderSize, buf_ + kHeaderSize, qname_labels_, qname_labels_);
+  qname_offsets_ = label_offsets;
 }
 
 void MessageWriter::Rollback(size_t size) {
@@ -140,8 +134,21 @@ void MessageWriter::AddTargets(size_t start, const uint8_t* name, int labels, in
   }
 }
 
-// Compares the packet name at a target offset with an uncompressed suffix.
-int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
+// The question first: its suffix of as many labels, uncompressed, compared whole; then
+// the names written since, label by label through their pointers.
+int MessageWriter::FindSuffix(const uint8_t* suffix, int labels, size_t len) {
+  if (labels <= qname_labels_) {
+    if (qname_offsets_ == nullptr) {  // the labels of the question, walked once
+      size_t off = 0;
+      for (int i = 0; i <= qname_labels_; ++i) {
+        own_offsets_[i] = static_cast<uint8_t>(off);
+        off += 1u + buf_[kHeaderSize + off];
+      }
+      qname_offsets_ = own_offsets_;
+    }
+    const size_t at = kHeaderSize + qname_offsets_[qname_labels_ - labels];
+    if (qname_root_ + 1 - at == len && SameOctetsNoCase(buf_ + at, suffix, len)) return static_cast<int>(at);
+  }
   for (int t = 0; t < ntargets_; ++t) {
     if (targets_[t].labels != labels) continue;
     size_t p = targets_[t].offset;
@@ -176,7 +183,6 @@ int MessageWriter::FindSuffix(const uint8_t* suffix, int labels) const {
 }
 
 bool MessageWriter::WriteSearchedName(const uint8_t* name, size_t* name_len) {
-  if (question_targets_pending_) AddQuestionTargets();
   int labels = 0;
   size_t len = 0;  // zone data and questions: validated when built or parsed
   for (; name[len] != 0; len += 1u + name[len]) ++labels;
@@ -185,7 +191,7 @@ bool MessageWriter::WriteSearchedName(const uint8_t* name, size_t* name_len) {
   int written_labels = 0;
   size_t start = pos_;
   while (*p) {
-    int found = FindSuffix(p, labels - written_labels);
+    int found = FindSuffix(p, labels - written_labels, len + 1 - static_cast<size_t>(p - name));
     if (found >= 0) {
       size_t prefix = static_cast<size_t>(p - name);
       if (!Reserve(prefix + 2)) return false;

@@ -53,8 +53,11 @@ class MessageWriter {
   size_t limit() const { return limit_; }
 
   // Starts a message after an existing header and question already in the buffer.
-  // The question name at offset 12 becomes a compression target.
-  void StartAfterQuestion(size_t question_end, int qname_labels);
+  // The question name at offset 12 and its suffixes are compression targets, found
+  // before any other. `label_offsets` (may be null): where each of its labels starts,
+  // from the name's first octet (dns::Query::qname_offsets); without them the writer
+  // walks the name at its first search.
+  void StartAfterQuestion(size_t question_end, int qname_labels, const uint8_t* label_offsets = nullptr);
 
   // The question name as it stands in the message (the client's case). Passed to WriteName
   // or WriteRecord, it or any of its suffixes (a pointer into it at a label boundary, the
@@ -93,9 +96,9 @@ class MessageWriter {
     uint8_t labels;
   };
   bool Reserve(size_t n) const { return pos_ + n <= limit_; }
-  int FindSuffix(const uint8_t* suffix, int labels) const;
+  // The offset of the first target equal to `suffix` (`len` octets, `labels` labels), or -1.
+  int FindSuffix(const uint8_t* suffix, int labels, size_t len);
   void AddTargets(size_t start, const uint8_t* name, int labels, int count);
-  void AddQuestionTargets();
   // Sets *name_len (if given) to the name's length in octets: a compressible name in RDATA
   // is then walked once.
   bool WriteSearchedName(const uint8_t* name, size_t* name_len = nullptr);
@@ -105,14 +108,15 @@ class MessageWriter {
   size_t limit_;
   size_t pos_ = 0;
   static constexpr int kMaxTargets = 96;
-  Target targets_[kMaxTargets];
+  Target targets_[kMaxTargets];  // names written so far (the question's are apart)
   int ntargets_ = 0;
   int qname_labels_ = 0;
   size_t qname_root_ = 0;  // offset of the question name's root label (0: no question)
-  // The question's suffixes enter the table at the first search, not at the start: an
-  // answer owned by the question name alone needs no table. Nothing else enters before
-  // them, so the table is the same at every search.
-  bool question_targets_pending_ = false;
+  // Where the question's labels start, from offset 12: a suffix of the question with k
+  // labels starts at kHeaderSize + qname_offsets_[qname_labels_ - k], and is the only
+  // place in the question a suffix of k labels can match.
+  const uint8_t* qname_offsets_ = nullptr;
+  uint8_t own_offsets_[kMaxLabels + 1];  // filled at the first search when not given
 };
 
 }  // namespace tandem::dns

@@ -72,6 +72,24 @@ inline bool SameOctets(const uint8_t* a, const uint8_t* b, size_t len) {
   return true;
 }
 
+// SameOctets without regard to ASCII case: for uncompressed wire names, whose length
+// octets (below 64) lower-casing leaves as they are.
+inline bool SameOctetsNoCase(const uint8_t* a, const uint8_t* b, size_t len) {
+  auto word = [](const uint8_t* p) {
+    uint64_t v;
+    std::memcpy(&v, p, 8);
+    return AsciiLowerWord(v);
+  };
+  if (len >= 8) {
+    for (size_t i = 0; i + 8 <= len; i += 8)
+      if (word(a + i) != word(b + i)) return false;
+    return word(a + len - 8) == word(b + len - 8);
+  }
+  for (size_t i = 0; i < len; ++i)
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  return true;
+}
+
 // Case-insensitive comparison of two uncompressed wire names.
 bool NameEqual(const uint8_t* a, const uint8_t* b);
 

@@ -3,6 +3,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cctype>
 #include <random>
 #include <string>
 #include <vector>
@@ -231,6 +232,67 @@ TEST(MessageWriter, QuestionOwnerIsAPointerIntoTheQuestion) {
       } else {
         EXPECT_EQ(Written(fast, wf)[0], 0) << qname << ": the root, whole";
       }
+    }
+  }
+}
+
+// Names compared with the question's suffixes: with the question's label offsets given
+// (as the handler gives the parser's) and without them (the writer walks the question),
+// the octets are the same, and each name reads back as written. Names equal to a suffix
+// in another case point at it; names one octet apart, or a label longer, do not; labels
+// of every length around the eight-octet compare.
+TEST(MessageWriter, QuestionSuffixesWithAndWithoutLabelOffsets) {
+  for (const char* qname : {"www.example.com", "AbCdEfGhIjK.x.LONGERLABEL-0123456789.test", "a.b", "x"}) {
+    Question probe = MakeQuestion(qname);
+    std::vector<std::string> names;
+    size_t at = kHeaderSize;
+    for (int i = 0; i <= probe.labels; ++i) {
+      std::string suffix(reinterpret_cast<const char*>(probe.msg.data() + at), probe.end - 4 - at);
+      for (const std::string& prefix : {std::string(), std::string("\x04mail"), std::string("\x09" "abcdefghi")}) {
+        std::string lower = prefix + suffix;
+        LowerName(reinterpret_cast<uint8_t*>(lower.data()), lower.size());
+        names.push_back(lower);
+        if (suffix.size() > 1) {
+          std::string changed = prefix + suffix;
+          changed[prefix.size() + suffix.size() - 2] ^= 0x01;  // the last octet before the root
+          names.push_back(changed);
+        }
+      }
+      at += 1 + probe.msg[at];
+    }
+    Question given = MakeQuestion(qname);
+    Question walked = MakeQuestion(qname);
+    Query parsed;
+    ASSERT_EQ(ParseQuery(given.msg.data(), given.end, &parsed), QueryVerdict::kOk);
+    MessageWriter wg(given.msg.data(), given.msg.size());
+    MessageWriter ww(walked.msg.data(), walked.msg.size());
+    wg.StartAfterQuestion(given.end, given.labels, parsed.qname_offsets);
+    ww.StartAfterQuestion(walked.end, walked.labels);
+    std::vector<size_t> starts;
+    for (const std::string& n : names) {
+      starts.push_back(wg.size());
+      ASSERT_TRUE(wg.WriteName(U8(n)));
+      ASSERT_TRUE(ww.WriteName(U8(n)));
+    }
+    EXPECT_EQ(Written(given, wg), Written(walked, ww)) << qname;
+    for (size_t i = 0; i < names.size(); ++i) {
+      NameBuf back;
+      size_t next;
+      int budget = 64;
+      ASSERT_EQ(ParseName(given.msg.data(), wg.size(), starts[i], &back, &next, &budget), NameError::kOk);
+      std::string lower = names[i];
+      LowerName(reinterpret_cast<uint8_t*>(lower.data()), lower.size());
+      std::string read(reinterpret_cast<const char*>(back.data), back.length);
+      LowerName(reinterpret_cast<uint8_t*>(read.data()), read.size());
+      EXPECT_EQ(read, lower) << qname << " name " << i;
+    }
+    // The whole question, in the other case: a pointer to offset 12.
+    std::string upper(reinterpret_cast<const char*>(given.msg.data() + kHeaderSize), given.end - 4 - kHeaderSize);
+    for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+    size_t before = wg.size();
+    ASSERT_TRUE(wg.WriteName(U8(upper)));
+    if (given.labels > 0) {
+      EXPECT_EQ(Octets(given, before, wg.size()), (std::vector<uint8_t>{0xc0, 12})) << qname;
     }
   }
 }
