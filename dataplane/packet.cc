@@ -33,12 +33,26 @@ constexpr uint8_t kProtoUdp = 17;
 constexpr uint16_t kDnsPort = 53;
 constexpr uint8_t kReplyTtl = 64;
 
-// Ones' complement sum (RFC 1071) of n bytes taken as big-endian 16-bit words, added to
-// `sum`; not folded. Eight bytes at a time: the sum of the host-order words of a buffer is
-// the byte swap of the sum of its big-endian words (RFC 1071 2(B)), so the loads need no
-// byte swapping; only the folded total does.
-uint32_t Sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
-  uint64_t acc = 0;  // host-order 32-bit halves: no overflow below 2^32 words
+// Ones' complement sums (RFC 1071), kept in the host's byte order. The sum of a buffer's
+// 16-bit words loaded in host order is the byte swap of the sum of its big-endian words
+// (RFC 1071 2(B)), and a host-order sum stored back in host order is the big-endian sum
+// in memory: so neither the loads nor the stores swap bytes. Four-octet words are added
+// into 64 bits and the carries folded in once at the end (2(C)); datagrams are far too
+// short for that to overflow. Always inlined: most sums here have a fixed length (headers,
+// addresses), which the compiler then unrolls into a few loads and adds.
+using HostSum = uint64_t;
+
+// Adds n octets starting at an even offset of what is summed.
+[[gnu::always_inline]] inline HostSum AddOctets(const uint8_t* p, size_t n, HostSum acc) {
+  if (n >= 16) {  // eight octets a word, the carries out of 64 bits counted apart
+    uint64_t sum = 0, carries = 0;
+    for (; n >= 8; n -= 8, p += 8) {
+      uint64_t w;
+      std::memcpy(&w, p, 8);
+      carries += __builtin_add_overflow(sum, w, &sum);
+    }
+    acc += (sum & 0xffffffff) + (sum >> 32) + carries;  // a carry out of 64 bits is 2^64 = 1 (mod 0xffff)
+  }
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t w;
     std::memcpy(&w, p, 8);
@@ -51,31 +65,55 @@ uint32_t Sum16(const uint8_t* p, size_t n, uint32_t sum = 0) {
     p += 4;
     n -= 4;
   }
-  while (acc >> 16) acc = (acc & 0xffff) + (acc >> 16);
-  uint16_t folded = static_cast<uint16_t>(acc);
-  if constexpr (std::endian::native == std::endian::little) folded = static_cast<uint16_t>(folded << 8 | folded >> 8);
-  sum += folded;
-  for (; n > 1; n -= 2, p += 2) sum += static_cast<uint32_t>(p[0] << 8 | p[1]);
-  if (n) sum += static_cast<uint32_t>(p[0] << 8);
-  return sum;
+  if (n >= 2) {
+    uint16_t w;
+    std::memcpy(&w, p, 2);
+    acc += w;
+    p += 2;
+    n -= 2;
+  }
+  // An odd last octet is the first of a word padded with a zero octet.
+  if (n) acc += std::endian::native == std::endian::little ? p[0] : static_cast<HostSum>(p[0]) << 8;
+  return acc;
 }
 
-uint16_t Fold(uint32_t sum) {
-  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
-  return static_cast<uint16_t>(sum);
+// A 16-bit value as a word of the buffer, in the sum's order.
+constexpr HostSum Word(uint16_t v) {
+  return std::endian::native == std::endian::little ? static_cast<uint16_t>(v << 8 | v >> 8) : v;
 }
+
+// The folded 16-bit sum, in the sum's order: 0xffff when a received sum checks out.
+[[gnu::always_inline]] inline uint16_t Fold(HostSum acc) {
+  acc = (acc & 0xffffffff) + (acc >> 32);  // below 2^33
+  acc = (acc & 0xffffffff) + (acc >> 32);  // below 2^32
+  uint32_t s = static_cast<uint32_t>(acc);
+  s = (s & 0xffff) + (s >> 16);  // below 2^17
+  s = (s & 0xffff) + (s >> 16);
+  return static_cast<uint16_t>(s);
+}
+
+// Stores a checksum field, given in the sum's order.
+[[gnu::always_inline]] inline void StoreSum(uint8_t* field, uint16_t v) { std::memcpy(field, &v, 2); }
 
 // Pseudo-header sums (RFC 768, RFC 8200 8.1).
-uint32_t PseudoV4(const uint8_t* ip, uint16_t udp_len) {
-  return Sum16(ip + 12, 8) + kProtoUdp + udp_len;
+[[gnu::always_inline]] inline HostSum PseudoV4(const uint8_t* ip, uint16_t udp_len) {
+  return AddOctets(ip + 12, 8, Word(kProtoUdp) + Word(udp_len));
 }
-uint32_t PseudoV6(const uint8_t* ip, uint32_t udp_len) {
-  return Sum16(ip + 8, 32) + kProtoUdp + (udp_len >> 16) + (udp_len & 0xffff);
+[[gnu::always_inline]] inline HostSum PseudoV6(const uint8_t* ip, uint32_t udp_len) {
+  return AddOctets(ip + 8, 32, Word(kProtoUdp) + Word(static_cast<uint16_t>(udp_len >> 16)) +
+                                   Word(static_cast<uint16_t>(udp_len)));
 }
 
-uint16_t UdpChecksum(uint32_t pseudo, const uint8_t* udp, size_t len) {
-  uint16_t c = static_cast<uint16_t>(~Fold(Sum16(udp, len, pseudo)));
+// The checksum to send for a datagram, in the sum's order: all zeros is sent as all ones
+// (over IPv4 zero means none).
+[[gnu::always_inline]] inline uint16_t UdpChecksum(HostSum pseudo, const uint8_t* udp, size_t len) {
+  uint16_t c = static_cast<uint16_t>(~Fold(AddOctets(udp, len, pseudo)));
   return c == 0 ? 0xffff : c;
+}
+
+// Whether a received IPv4 header's checksum holds; most have no options.
+[[gnu::always_inline]] inline bool Ipv4HeaderSumHolds(const uint8_t* ip, uint32_t ihl) {
+  return Fold(ihl == 20 ? AddOctets(ip, 20, 0) : AddOctets(ip, ihl, 0)) == 0xffff;
 }
 
 bool IsOurV4(const FrameContext& ctx, const uint8_t* addr) {
@@ -159,14 +197,14 @@ bool ClassifyIpv4(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint3
   if (ihl < 20 || total < ihl || l2 + total > len) return *result = Drop(c.malformed), false;
   if (ip[9] != kProtoUdp || (Get16(ip + 6) & 0x3fff) != 0 || !IsOurV4(ctx, ip + 16))
     return *result = kKernel, false;
-  if (!(rx_flags & kRxIpChecksumGood) && Fold(Sum16(ip, ihl)) != 0xffff)
+  if (!(rx_flags & kRxIpChecksumGood) && !Ipv4HeaderSumHolds(ip, ihl))
     return *result = Drop(c.malformed), false;
   uint8_t* udp = ip + ihl;
   if (total < ihl + 8 || Get16(udp + 2) != kDnsPort) return *result = kKernel, false;
   uint32_t udp_len = Get16(udp + 4);
   if (udp_len < 8 || udp_len > total - ihl) return *result = Drop(c.malformed), false;
   if (!(rx_flags & kRxL4ChecksumGood) && Get16(udp + 6) != 0 &&
-      Fold(Sum16(udp, udp_len, PseudoV4(ip, static_cast<uint16_t>(udp_len)))) != 0xffff)
+      Fold(AddOctets(udp, udp_len, PseudoV4(ip, static_cast<uint16_t>(udp_len)))) != 0xffff)
     return *result = Drop(c.malformed), false;
 
   if (ihl > 20) {  // answer without IP options: move the UDP datagram up
@@ -197,7 +235,7 @@ bool ClassifyIpv6(uint8_t* frame, uint32_t len, uint32_t room, uint8_t l2, uint3
   if (udp_len < 8 || udp_len > payload) return *result = Drop(c.malformed), false;
   // The UDP checksum is mandatory over IPv6.
   if (!(rx_flags & kRxL4ChecksumGood) &&
-      (Get16(udp + 6) == 0 || Fold(Sum16(udp, udp_len, PseudoV6(ip, udp_len))) != 0xffff))
+      (Get16(udp + 6) == 0 || Fold(AddOctets(udp, udp_len, PseudoV6(ip, udp_len))) != 0xffff))
     return *result = Drop(c.malformed), false;
 
   *req = {frame, ip, udp, l2, true};
@@ -246,10 +284,10 @@ FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
     ip[8] = kReplyTtl;
     Put16(ip + 10, 0);
     if (ctx.tx_checksum_offload) {
-      Put16(udp + 6, Fold(PseudoV4(ip, new_udp)));
+      StoreSum(udp + 6, Fold(PseudoV4(ip, new_udp)));
     } else {
-      Put16(ip + 10, static_cast<uint16_t>(~Fold(Sum16(ip, 20))));
-      Put16(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
+      StoreSum(ip + 10, static_cast<uint16_t>(~Fold(AddOctets(ip, 20, 0))));
+      StoreSum(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
     }
     return {FrameVerdict::kTransmit, r.l2 + 20u + new_udp, r.l2, 20, true};
   }
@@ -257,9 +295,9 @@ FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
   Put16(ip + 4, new_udp);
   ip[7] = kReplyTtl;
   if (ctx.tx_checksum_offload)
-    Put16(udp + 6, Fold(PseudoV6(ip, new_udp)));
+    StoreSum(udp + 6, Fold(PseudoV6(ip, new_udp)));
   else
-    Put16(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
+    StoreSum(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
   return {FrameVerdict::kTransmit, r.l2 + 40u + new_udp, r.l2, 40, false};
 }
 

@@ -119,6 +119,44 @@ TEST_F(Frames, AnswersIpv4InPlace) {
   EXPECT_EQ(d.answer[0].rdata, "192.0.2.80");
 }
 
+// An IPv4 header with options: its checksum covers them, so a query with any octet of
+// them changed is dropped; the answer goes back without them, its checksums holding.
+TEST_F(Frames, Ipv4OptionsAreCheckedAndNotEchoed) {
+  for (size_t opt : {4u, 8u, 12u, 40u}) {
+    testing::QueryOptions o;
+    o.id = 7;
+    auto q = Frame(false, testing::MakeQuery("www.example.com", 1, o));
+    std::vector<uint8_t> options(opt, 1);  // NOPs, then the end of the list
+    options.back() = 0;
+    q.insert(q.begin() + 34, options.begin(), options.end());
+    q[14] = static_cast<uint8_t>(0x40 | (20 + opt) / 4);
+    dns::Put16(&q[14 + 2], static_cast<uint16_t>(q.size() - 14));
+    dns::Put16(&q[14 + 10], 0);
+    dns::Put16(&q[14 + 10], static_cast<uint16_t>(~Checksum(&q[14], 20 + opt)));
+    for (size_t at = 34; at < 34 + opt; ++at) {
+      auto bad = q;
+      bad[at] ^= 0x10;
+      EXPECT_EQ(Run(bad).verdict, FrameVerdict::kDrop) << "options " << opt << " byte " << at;
+    }
+    auto ttl = q;
+    ttl[14 + 8] ^= 0x01;
+    EXPECT_EQ(Run(ttl).verdict, FrameVerdict::kDrop) << "options " << opt;
+    auto f = q;
+    ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit) << "options " << opt;
+    EXPECT_EQ(f[14], 0x45);
+    EXPECT_EQ(dns::Get16(&f[14 + 2]), f.size() - 14);
+    EXPECT_EQ(Checksum(&f[14], 20), 0xffff);
+    uint16_t udp_len = dns::Get16(&f[38]);
+    ASSERT_EQ(udp_len, f.size() - 34);
+    EXPECT_EQ(Checksum(&f[34], udp_len, Pseudo(f, 14, false, udp_len)), 0xffff);
+    testing::Decoded d = testing::Decode(&f[42], f.size() - 42);
+    ASSERT_TRUE(d.ok);
+    EXPECT_EQ(d.id, 7);
+    ASSERT_EQ(d.answer.size(), 1u);
+    EXPECT_EQ(d.answer[0].rdata, "192.0.2.80");
+  }
+}
+
 TEST_F(Frames, AnswersIpv6AndVlan) {
   auto f = Frame(true, testing::MakeQuery("www.example.com", 1), true);
   FrameResult r = Run(f);
