@@ -19,9 +19,9 @@ bool SkipRecord(const uint8_t* msg, size_t len, size_t pos, size_t* next, uint16
 namespace {
 
 // The question name: ParseName with no pointer allowed (nothing before the question to
-// point at), so the name stands whole in the message and is copied once its labels check
-// out, eight octets at a time. Returns false where ParseName fails.
-bool ParseQuestionName(const uint8_t* msg, size_t len, NameBuf* out, uint8_t* offsets, size_t* next) {
+// point at), so the name stands whole in the message and is used where it stands.
+// Returns false where ParseName fails.
+bool ParseQuestionName(const uint8_t* msg, size_t len, Query* q, size_t* next) {
   size_t pos = kHeaderSize;
   size_t labels = 0;
   // A label running past the end fails at the next length octet. The length limit is
@@ -31,23 +31,16 @@ bool ParseQuestionName(const uint8_t* msg, size_t len, NameBuf* out, uint8_t* of
     if (pos >= len || labels >= kMaxLabels) return false;
     uint8_t l = msg[pos];
     if (l & 0xc0) return false;  // a pointer, or a reserved label type
-    offsets[labels] = static_cast<uint8_t>(pos - kHeaderSize);
+    q->qname_offsets[labels] = static_cast<uint8_t>(pos - kHeaderSize);
     pos += 1 + l;
     if (l == 0) break;
     ++labels;
   }
-  const uint8_t* name = msg + kHeaderSize;
   size_t n = pos - kHeaderSize;
   if (n > kMaxNameLength) return false;
-  if (n >= 8) {
-    // The last word overlaps the one before; no read or write beyond the name.
-    for (size_t i = 0; i + 8 <= n; i += 8) std::memcpy(out->data + i, name + i, 8);
-    std::memcpy(out->data + n - 8, name + n - 8, 8);
-  } else {
-    for (size_t i = 0; i < n; ++i) out->data[i] = name[i];
-  }
-  out->length = static_cast<uint8_t>(n);
-  out->labels = static_cast<uint8_t>(labels);
+  q->qname.data = msg + kHeaderSize;
+  q->qname.length = static_cast<uint8_t>(n);
+  q->qname.labels = static_cast<uint8_t>(labels);
   *next = pos;
   return true;
 }
@@ -58,7 +51,7 @@ QueryVerdict ParseQuery(const uint8_t* msg, size_t len, Query* q) {
   if (len < kHeaderSize || header::Qr(msg)) return QueryVerdict::kDrop;
   if (header::Qdcount(msg) != 1) return QueryVerdict::kFormErrHeader;
   size_t pos;
-  if (!ParseQuestionName(msg, len, &q->qname, q->qname_offsets, &pos)) return QueryVerdict::kFormErrHeader;
+  if (!ParseQuestionName(msg, len, q, &pos)) return QueryVerdict::kFormErrHeader;
   if (pos + 4 > len) return QueryVerdict::kFormErrHeader;
   q->qtype = Get16(msg + pos);
   q->qclass = Get16(msg + pos + 2);

@@ -12,7 +12,13 @@
 namespace tandem::dns {
 
 struct Query {
-  NameBuf qname;  // as received: case preserved
+  // The question name where it stands in the request (uncompressed, case preserved):
+  // valid while the request's buffer is, and unchanged by an answer written in place.
+  struct {
+    const uint8_t* data = nullptr;
+    uint8_t length = 0;  // wire octets including the root label
+    uint8_t labels = 0;  // label count excluding the root
+  } qname;
   uint8_t qname_offsets[kMaxLabels + 1];  // where each label of qname starts, then its root
   uint16_t qtype = 0;
   uint16_t qclass = 0;
