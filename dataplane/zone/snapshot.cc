@@ -199,7 +199,7 @@ namespace {
 // Octets of an RRset's RDATA records, (length, bytes) each.
 size_t RdataBytes(const uint8_t* p, uint16_t count) {
   const uint8_t* start = p;
-  for (uint16_t k = 0; k < count; ++k) p += 2 + (p[0] << 8 | p[1]);
+  for (uint16_t k = 0; k < count; ++k) p += 2 + dns::Get16(p);
   return static_cast<size_t>(p - start);
 }
 

@@ -103,7 +103,7 @@ class RecordRange {
     bool operator!=(const iterator& other) const { return left_ != other.left_; }
 
    private:
-    uint16_t Length() const { return static_cast<uint16_t>(at_[0] << 8 | at_[1]); }
+    uint16_t Length() const { return dns::Get16(at_); }
     const uint8_t* at_;  // the record's length octets
     uint16_t left_;      // records from here to the end
   };
