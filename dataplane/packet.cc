@@ -42,16 +42,27 @@ constexpr uint8_t kReplyTtl = 64;
 // addresses), which the compiler then unrolls into a few loads and adds.
 using HostSum = uint64_t;
 
+// The sum of the n / 8 eight-octet words at p, the carries out of 64 bits counted apart
+// (2^64 is 1 modulo 0xffff); the caller adds the n % 8 octets left. Not inlined: inside
+// the large ProcessFrames its two accumulators were kept on the stack, and the loop then
+// waited on a store and a load every word.
+[[gnu::noinline]] HostSum AddWords(const uint8_t* p, size_t n) {
+  uint64_t sum = 0, carries = 0;
+  for (; n >= 8; n -= 8, p += 8) {
+    uint64_t w;
+    std::memcpy(&w, p, 8);
+    sum += w;
+    carries += sum < w;
+  }
+  return (sum & 0xffffffff) + (sum >> 32) + carries;
+}
+
 // Adds n octets starting at an even offset of what is summed.
 [[gnu::always_inline]] inline HostSum AddOctets(const uint8_t* p, size_t n, HostSum acc) {
-  if (n >= 16) {  // eight octets a word, the carries out of 64 bits counted apart
-    uint64_t sum = 0, carries = 0;
-    for (; n >= 8; n -= 8, p += 8) {
-      uint64_t w;
-      std::memcpy(&w, p, 8);
-      carries += __builtin_add_overflow(sum, w, &sum);
-    }
-    acc += (sum & 0xffffffff) + (sum >> 32) + carries;  // a carry out of 64 bits is 2^64 = 1 (mod 0xffff)
+  if (!__builtin_constant_p(n) && n >= 16) {  // a datagram (fixed lengths unroll below)
+    acc += AddWords(p, n);
+    p += n & ~size_t{7};
+    n &= 7;
   }
   for (; n >= 8; n -= 8, p += 8) {
     uint64_t w;
@@ -267,8 +278,10 @@ bool Classify(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
   return *result = kKernel, false;
 }
 
-// The answer (`n` bytes of DNS at udp + 8) becomes the frame to send back.
-FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
+// The answer (`n` bytes of DNS at udp + 8) becomes the frame to send back. The result's
+// fields are stored one by one: a FrameResult built in a temporary was assembled on the
+// stack from byte stores and copied out with wider loads, which waited on those stores.
+void Rewrite(const Request& r, size_t n, const FrameContext& ctx, FrameResult& out) {
   uint8_t* ip = r.ip;
   uint8_t* udp = r.udp;
   SwapBytes(r.frame, r.frame + 6, 6);
@@ -289,7 +302,10 @@ FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
       StoreSum(ip + 10, static_cast<uint16_t>(~Fold(AddOctets(ip, 20, 0))));
       StoreSum(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
     }
-    return {FrameVerdict::kTransmit, r.l2 + 20u + new_udp, r.l2, 20, true};
+    out.length = r.l2 + 20u + new_udp;
+    out.l3_len = 20;
+    out.ipv4 = true;
+    return;
   }
   SwapBytes(ip + 8, ip + 24, 16);
   Put16(ip + 4, new_udp);
@@ -298,7 +314,9 @@ FrameResult Rewrite(const Request& r, size_t n, const FrameContext& ctx) {
     StoreSum(udp + 6, Fold(PseudoV6(ip, new_udp)));
   else
     StoreSum(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
-  return {FrameVerdict::kTransmit, r.l2 + 40u + new_udp, r.l2, 40, false};
+  out.length = r.l2 + 40u + new_udp;
+  out.l3_len = 40;
+  out.ipv4 = false;
 }
 
 }  // namespace
@@ -329,7 +347,14 @@ void ProcessFrames(std::span<RxFrame> frames, const FrameContext& ctx,
       size_t len = exchanges[k].response_len;
       if (len != 0 && rrl != nullptr && rrl->enabled())
         len = rrl->Apply(r.v6 ? r.ip + 8 : r.ip + 12, r.v6, r.udp + 8, len, c);
-      owners[k]->result = len == 0 ? FrameResult{FrameVerdict::kDrop} : Rewrite(r, len, ctx);
+      FrameResult& out = owners[k]->result;
+      if (len == 0) {
+        out.verdict = FrameVerdict::kDrop;
+        continue;
+      }
+      out.verdict = FrameVerdict::kTransmit;
+      out.l2_len = r.l2;
+      Rewrite(r, len, ctx, out);
     }
   }
 }
