@@ -115,10 +115,11 @@ constexpr HostSum Word(uint16_t v) {
                                    Word(static_cast<uint16_t>(udp_len)));
 }
 
-// The checksum to send for a datagram, in the sum's order: all zeros is sent as all ones
-// (over IPv4 zero means none).
-[[gnu::always_inline]] inline uint16_t UdpChecksum(HostSum pseudo, const uint8_t* udp, size_t len) {
-  uint16_t c = static_cast<uint16_t>(~Fold(AddOctets(udp, len, pseudo)));
+// The checksum to send for a datagram: `sum` covers the pseudo-header and the UDP header,
+// `p` and `len` the payload. In the sum's order; all zeros is sent as all ones (over IPv4
+// zero means none).
+[[gnu::always_inline]] inline uint16_t UdpChecksum(HostSum sum, const uint8_t* p, size_t len) {
+  uint16_t c = static_cast<uint16_t>(~Fold(AddOctets(p, len, sum)));
   return c == 0 ? 0xffff : c;
 }
 
@@ -281,26 +282,41 @@ bool Classify(uint8_t* frame, uint32_t len, uint32_t room, uint32_t rx_flags,
 // The answer (`n` bytes of DNS at udp + 8) becomes the frame to send back. The result's
 // fields are stored one by one: a FrameResult built in a temporary was assembled on the
 // stack from byte stores and copied out with wider loads, which waited on those stores.
+// For the same reason the sums of the headers are made from the values written rather
+// than by reading back words that several narrower stores have just written; swapping the
+// addresses or the ports leaves their sum as it was.
 void Rewrite(const Request& r, size_t n, const FrameContext& ctx, FrameResult& out) {
   uint8_t* ip = r.ip;
   uint8_t* udp = r.udp;
   SwapBytes(r.frame, r.frame + 6, 6);
+  uint32_t ports;
+  std::memcpy(&ports, udp, 4);
   SwapBytes(udp, udp + 2, 2);
   uint16_t new_udp = static_cast<uint16_t>(n + 8);
   Put16(udp + 4, new_udp);
   Put16(udp + 6, 0);
+  const HostSum udp_header = HostSum{ports} + Word(new_udp);  // and a zero checksum
   if (!r.v6) {
+    uint64_t addresses;
+    std::memcpy(&addresses, ip + 12, 8);
+    const HostSum address_sum = (addresses & 0xffffffff) + (addresses >> 32);
+    const HostSum pseudo = address_sum + Word(kProtoUdp) + Word(new_udp);
     SwapBytes(ip + 12, ip + 16, 4);
-    Put16(ip + 2, static_cast<uint16_t>(20 + new_udp));
+    uint16_t total = static_cast<uint16_t>(20 + new_udp);
+    Put16(ip + 2, total);
     Put16(ip + 4, 0);       // identification: unfragmented
     Put16(ip + 6, 0x4000);  // DF
-    ip[8] = kReplyTtl;
+    ip[8] = kReplyTtl;      // ip[9] is UDP
     Put16(ip + 10, 0);
     if (ctx.tx_checksum_offload) {
-      StoreSum(udp + 6, Fold(PseudoV4(ip, new_udp)));
+      StoreSum(udp + 6, Fold(pseudo));
     } else {
-      StoreSum(ip + 10, static_cast<uint16_t>(~Fold(AddOctets(ip, 20, 0))));
-      StoreSum(udp + 6, UdpChecksum(PseudoV4(ip, new_udp), udp, new_udp));
+      uint16_t version_tos;  // ip[0] and ip[1], as received (or 0x45 once options went)
+      std::memcpy(&version_tos, ip, 2);
+      HostSum header = HostSum{version_tos} + Word(total) + Word(0x4000) +
+                       Word(static_cast<uint16_t>(kReplyTtl << 8 | kProtoUdp)) + address_sum;
+      StoreSum(ip + 10, static_cast<uint16_t>(~Fold(header)));
+      StoreSum(udp + 6, UdpChecksum(pseudo + udp_header, udp + 8, n));
     }
     out.length = r.l2 + 20u + new_udp;
     out.l3_len = 20;
@@ -313,7 +329,7 @@ void Rewrite(const Request& r, size_t n, const FrameContext& ctx, FrameResult& o
   if (ctx.tx_checksum_offload)
     StoreSum(udp + 6, Fold(PseudoV6(ip, new_udp)));
   else
-    StoreSum(udp + 6, UdpChecksum(PseudoV6(ip, new_udp), udp, new_udp));
+    StoreSum(udp + 6, UdpChecksum(PseudoV6(ip, new_udp) + udp_header, udp + 8, n));
   out.length = r.l2 + 40u + new_udp;
   out.l3_len = 40;
   out.ipv4 = false;

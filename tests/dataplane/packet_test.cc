@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "control/zone_file.h"
@@ -238,6 +239,49 @@ TEST_F(Frames, ChecksumsHoldAtEveryLength) {
       EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len)), 0xffff) << name << " v6 " << v6;
       if (!v6) {
         EXPECT_EQ(Checksum(&f[ip], 20), 0xffff) << name;
+      }
+    }
+  }
+}
+
+// The reply's sums are made from the header values it writes and the ones it keeps: the
+// client's address, its port and (over IPv4) the type of service, echoed. Each of them,
+// with octets from 0x00 to 0xff, is covered: a sum that left one out fails here.
+TEST_F(Frames, ReplySumsCoverTheClientsAddressPortAndTos) {
+  struct Client {
+    const char* v4;
+    const char* v6;
+    uint16_t port;
+    uint8_t tos;
+  };
+  const Client clients[] = {
+      {"198.18.0.2", "2001:db8::2", 0x3039, 0},
+      {"0.0.0.1", "::1", 1, 0x01},
+      {"255.255.255.254", "ffff:ffff:ffff:ffff:ffff:ffff:ffff:fffe", 0xffff, 0xff},
+      {"10.128.255.7", "fe80::8000:ff:7", 0x8001, 0xb8},
+      {"192.0.2.200", "2001:db8:ffff::c8", 0xfe01, 0x28},
+  };
+  for (bool v6 : {false, true}) {
+    for (const Client& c : clients) {
+      auto f = Frame(v6, testing::MakeQuery("www.example.com", 1), false, 53, v6 ? c.v6 : c.v4);
+      size_t ip = 14, udp = v6 ? 54 : 34;
+      dns::Put16(&f[udp], c.port);
+      uint16_t udp_len = dns::Get16(&f[udp + 4]);
+      if (!v6) {
+        f[ip + 1] = c.tos;
+        dns::Put16(&f[ip + 10], 0);
+        dns::Put16(&f[ip + 10], static_cast<uint16_t>(~Checksum(&f[ip], 20)));
+      }
+      dns::Put16(&f[udp + 6], 0);
+      dns::Put16(&f[udp + 6], static_cast<uint16_t>(~Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len))));
+      std::string what = std::string(v6 ? c.v6 : c.v4) + " port " + std::to_string(c.port);
+      ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit) << what;
+      EXPECT_EQ(dns::Get16(&f[udp + 2]), c.port) << what;
+      udp_len = dns::Get16(&f[udp + 4]);
+      EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len)), 0xffff) << what;
+      if (!v6) {
+        EXPECT_EQ(f[ip + 1], c.tos) << what;
+        EXPECT_EQ(Checksum(&f[ip], 20), 0xffff) << what;
       }
     }
   }
