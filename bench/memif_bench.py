@@ -110,6 +110,7 @@ class Bench:
         self.netns_made = False
         self.rows = []
         self.crashes = []
+        self.forwarder_role = "client" if args.zero_copy else "server"
 
     def cross_core(self):
         """bench/core_pingpong between the two CPUs of a run, when it is built."""
@@ -222,22 +223,33 @@ class Bench:
 
     # --- the ceiling: the load generator against a forwarder -------------------------------
 
+    def forwarder_eal(self, lcores, prefix, sock, mem=256):
+        """A forwarder's EAL arguments: on the memif link as tandemd is with --zero-copy (a
+        zero-copy client), as the server otherwise, so that the ceiling is measured over
+        the same kind of link."""
+        a = self.args
+        vdev = memif_vdev(self.forwarder_role, sock, TANDEM_MAC, a.memif_devargs)
+        if a.zero_copy:
+            vdev += ",zero-copy=yes"
+        eal = eal_args(lcores, prefix, vdev, mem=mem)
+        if a.zero_copy:
+            eal.append("--single-file-segments")
+        return eal
+
     def ceiling_peers(self):
         """The forwarders the load generator's ceiling is measured against: (name, start)."""
         a = self.args
 
         def reflector(sock):
-            vdev = memif_vdev("server", sock, TANDEM_MAC, a.memif_devargs)
-            return self.spawn("reflector", [a.loadgen] + eal_args(
-                str(a.server_lcore), self.prefix("refl%d" % len(self.prefixes)), vdev)
+            return self.spawn("reflector", [a.loadgen] + self.forwarder_eal(
+                str(a.server_lcore), self.prefix("refl%d" % len(self.prefixes)), sock)
                 + ["--", "--mode", "reflect"])
 
         def testpmd(sock):
             # Non-interactive testpmd waits for a key on stdin: keep a pipe open, stop by signal.
-            vdev = memif_vdev("server", sock, TANDEM_MAC, a.memif_devargs)
-            return self.spawn("testpmd", [shutil.which("dpdk-testpmd")] + eal_args(
+            return self.spawn("testpmd", [shutil.which("dpdk-testpmd")] + self.forwarder_eal(
                 "%d,%d" % (a.loadgen_lcore, a.server_lcore),
-                self.prefix("pmd%d" % len(self.prefixes)), vdev, mem=512)
+                self.prefix("pmd%d" % len(self.prefixes)), sock, mem=512)
                 + ["--", "--forward-mode=macswap", "--auto-start", "--total-num-mbufs=16384",
                    "--nb-cores=1", "--burst=64", "--stats-period=0"], stdin=subprocess.PIPE)
 
@@ -261,7 +273,8 @@ class Bench:
         for rate in a.rates:
             for n in range(a.runs):
                 for peer, start in peers:
-                    r, _ = self.run("%s-%d-%d" % (peer, rate, n), start, "server", "echo", rate)
+                    r, _ = self.run("%s-%d-%d" % (peer, rate, n), start, self.forwarder_role,
+                                    "echo", rate)
                     self.add_row("ceiling: " + peer, r, {})
                 if not a.no_tandem:
                     r, t = self.run("tandem-%d-%d" % (rate, n), self.start_tandem, a.tandem_role,
@@ -399,7 +412,8 @@ def parse_args():
     ap.add_argument("--tandem-role", choices=("server", "client"), default="server",
                     help="tandemd's memif role")
     ap.add_argument("--zero-copy", action="store_true",
-                    help="tandemd as a zero-copy memif client (implies --tandem-role client)")
+                    help="tandemd as a zero-copy memif client (implies --tandem-role client); "
+                         "with --ceiling the forwarders are zero-copy clients too")
     ap.add_argument("--memif-devargs", default="",
                     help="more net_memif devargs for both ends, e.g. rsize=11,bsize=1024")
     ap.add_argument("--server-lcore", type=int, default=1, help="CPU of tandemd's worker")
