@@ -365,7 +365,7 @@ void ProcessFrames(std::span<RxFrame> frames, const FrameContext& ctx,
         len = rrl->Apply(r.v6 ? r.ip + 8 : r.ip + 12, r.v6, r.udp + 8, len, c);
       FrameResult& out = owners[k]->result;
       if (len == 0) {
-        out.verdict = FrameVerdict::kDrop;
+        out = FrameResult{FrameVerdict::kDrop};  // constants: nothing to wait for
         continue;
       }
       out.verdict = FrameVerdict::kTransmit;

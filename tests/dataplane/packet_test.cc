@@ -246,7 +246,9 @@ TEST_F(Frames, ChecksumsHoldAtEveryLength) {
 
 // The reply's sums are made from the header values it writes and the ones it keeps: the
 // client's address, its port and (over IPv4) the type of service, echoed. Each of them,
-// with octets from 0x00 to 0xff, is covered: a sum that left one out fails here.
+// with octets from 0x00 to 0xff, is covered: a sum that left one out fails here. With
+// transmit checksum offload the UDP checksum field holds the pseudo-header's folded sum
+// (the NIC adds the rest) and the IPv4 header checksum is left to the NIC.
 TEST_F(Frames, ReplySumsCoverTheClientsAddressPortAndTos) {
   struct Client {
     const char* v4;
@@ -261,27 +263,43 @@ TEST_F(Frames, ReplySumsCoverTheClientsAddressPortAndTos) {
       {"10.128.255.7", "fe80::8000:ff:7", 0x8001, 0xb8},
       {"192.0.2.200", "2001:db8:ffff::c8", 0xfe01, 0x28},
   };
-  for (bool v6 : {false, true}) {
-    for (const Client& c : clients) {
-      auto f = Frame(v6, testing::MakeQuery("www.example.com", 1), false, 53, v6 ? c.v6 : c.v4);
-      size_t ip = 14, udp = v6 ? 54 : 34;
-      dns::Put16(&f[udp], c.port);
-      uint16_t udp_len = dns::Get16(&f[udp + 4]);
-      if (!v6) {
-        f[ip + 1] = c.tos;
-        dns::Put16(&f[ip + 10], 0);
-        dns::Put16(&f[ip + 10], static_cast<uint16_t>(~Checksum(&f[ip], 20)));
-      }
-      dns::Put16(&f[udp + 6], 0);
-      dns::Put16(&f[udp + 6], static_cast<uint16_t>(~Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len))));
-      std::string what = std::string(v6 ? c.v6 : c.v4) + " port " + std::to_string(c.port);
-      ASSERT_EQ(Run(f).verdict, FrameVerdict::kTransmit) << what;
-      EXPECT_EQ(dns::Get16(&f[udp + 2]), c.port) << what;
-      udp_len = dns::Get16(&f[udp + 4]);
-      EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len)), 0xffff) << what;
-      if (!v6) {
-        EXPECT_EQ(f[ip + 1], c.tos) << what;
-        EXPECT_EQ(Checksum(&f[ip], 20), 0xffff) << what;
+  for (bool offload : {false, true}) {
+    ctx.tx_checksum_offload = offload;
+    for (bool v6 : {false, true}) {
+      for (const Client& c : clients) {
+        auto f = Frame(v6, testing::MakeQuery("www.example.com", 1), false, 53, v6 ? c.v6 : c.v4);
+        size_t ip = 14, udp = v6 ? 54 : 34;
+        dns::Put16(&f[udp], c.port);
+        uint16_t udp_len = dns::Get16(&f[udp + 4]);
+        if (!v6) {
+          f[ip + 1] = c.tos;
+          dns::Put16(&f[ip + 10], 0);
+          dns::Put16(&f[ip + 10], static_cast<uint16_t>(~Checksum(&f[ip], 20)));
+        }
+        dns::Put16(&f[udp + 6], 0);
+        dns::Put16(&f[udp + 6], static_cast<uint16_t>(~Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len))));
+        std::string what = std::string(v6 ? c.v6 : c.v4) + " port " + std::to_string(c.port) +
+                           (offload ? " offload" : "");
+        FrameResult r = Run(f);
+        ASSERT_EQ(r.verdict, FrameVerdict::kTransmit) << what;
+        EXPECT_EQ(r.l2_len, 14) << what;
+        EXPECT_EQ(r.l3_len, v6 ? 40 : 20) << what;
+        EXPECT_EQ(r.ipv4, !v6) << what;
+        EXPECT_EQ(dns::Get16(&f[udp + 2]), c.port) << what;
+        udp_len = dns::Get16(&f[udp + 4]);
+        if (offload) {
+          EXPECT_EQ(dns::Get16(&f[udp + 6]), Checksum(nullptr, 0, Pseudo(f, ip, v6, udp_len))) << what;
+        } else {
+          EXPECT_EQ(Checksum(&f[udp], udp_len, Pseudo(f, ip, v6, udp_len)), 0xffff) << what;
+        }
+        if (!v6) {
+          EXPECT_EQ(f[ip + 1], c.tos) << what;
+          if (offload) {
+            EXPECT_EQ(dns::Get16(&f[ip + 10]), 0) << what;
+          } else {
+            EXPECT_EQ(Checksum(&f[ip], 20), 0xffff) << what;
+          }
+        }
       }
     }
   }
