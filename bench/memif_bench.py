@@ -21,7 +21,9 @@ question, rcode, empty answer or not) and reports sent, received, correct, wrong
 --ceiling also measures the load generator itself, without tandemd, against a macswap
 forwarder on the other core: its own (memif_loadgen --mode reflect) and, when installed
 (Debian package dpdk-dev), dpdk-testpmd --forward-mode=macswap. Their runs alternate with
-tandemd's.
+tandemd's, and they take tandemd's side of the link as it is set up: its memif role
+(--tandem-role) and, with --zero-copy, as zero-copy clients (zero-copy=yes, one memory file
+the load generator maps: --single-file-segments).
 
 The link's speed depends on how fast the two cores pass cache lines, which on a shared VM
 changes when the host moves its vCPUs: here the same reflector carries about 21 M frames a
@@ -110,7 +112,7 @@ class Bench:
         self.netns_made = False
         self.rows = []
         self.crashes = []
-        self.forwarder_role = "client" if args.zero_copy else "server"
+        self.forwarder_role = args.tandem_role  # the ceiling's link is set up as tandemd's
 
     def cross_core(self):
         """bench/core_pingpong between the two CPUs of a run, when it is built."""
@@ -224,9 +226,9 @@ class Bench:
     # --- the ceiling: the load generator against a forwarder -------------------------------
 
     def forwarder_eal(self, lcores, prefix, sock, mem=256):
-        """A forwarder's EAL arguments: on the memif link as tandemd is with --zero-copy (a
-        zero-copy client), as the server otherwise, so that the ceiling is measured over
-        the same kind of link."""
+        """A forwarder's EAL arguments: on the memif link in tandemd's role (--tandem-role),
+        and as a zero-copy client with --zero-copy, so that the ceiling is measured over the
+        same kind of link as tandemd's runs."""
         a = self.args
         vdev = memif_vdev(self.forwarder_role, sock, TANDEM_MAC, a.memif_devargs)
         if a.zero_copy:
@@ -410,7 +412,7 @@ def parse_args():
     ap.add_argument("--ceiling", action="store_true", help="also measure the load generator alone")
     ap.add_argument("--no-tandem", action="store_true", help="with --ceiling: only the ceiling")
     ap.add_argument("--tandem-role", choices=("server", "client"), default="server",
-                    help="tandemd's memif role")
+                    help="tandemd's memif role (with --ceiling, the forwarders' too)")
     ap.add_argument("--zero-copy", action="store_true",
                     help="tandemd as a zero-copy memif client (implies --tandem-role client); "
                          "with --ceiling the forwarders are zero-copy clients too")
